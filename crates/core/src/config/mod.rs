@@ -1,0 +1,213 @@
+//! Typed configuration (DESIGN.md "Config"): TOML with `${ENV}` interpolation, unknown keys and
+//! bad values rejected with the file, line and key.
+mod duration;
+mod interpolate;
+mod pattern;
+mod secret;
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use duration::HumanDuration;
+pub use pattern::TablePattern;
+pub use secret::SecretUrl;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+    #[serde(default)]
+    pub sink: SinksConfig,
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Only "mysql" today (MySQL and MariaDB).
+    pub kind: SourceKind,
+    pub url: SecretUrl,
+    /// Replica id of sluice's binlog connection; must differ from every server and replica.
+    pub server_id: NonZeroU32,
+    /// `db.table` patterns (`*` and `?` globs) of the tables to capture.
+    pub tables: Vec<TablePattern>,
+    #[serde(default)]
+    pub exclude: Vec<TablePattern>,
+    /// How long to keep reconnecting after the server goes away before giving up.
+    #[serde(default = "defaults::reconnect_timeout")]
+    pub reconnect_timeout: HumanDuration,
+    /// Heartbeat period asked of the server while the binlog is idle.
+    #[serde(default = "defaults::heartbeat")]
+    pub heartbeat: HumanDuration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Mysql,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotMode {
+    /// Snapshot once (resuming an interrupted snapshot), then stream.
+    #[default]
+    Initial,
+    /// No snapshot: stream from the binlog end seen at first start.
+    Never,
+    /// Snapshot at every start, then stream.
+    Always,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    #[serde(default)]
+    pub mode: SnapshotMode,
+    /// Rows per snapshot chunk (one keyset-paginated SELECT each).
+    #[serde(default = "defaults::chunk_size")]
+    pub chunk_size: NonZeroU32,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        Self { mode: SnapshotMode::default(), chunk_size: defaults::chunk_size() }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinksConfig {
+    pub jsonl: Option<JsonlSinkConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventFormat {
+    #[default]
+    Debezium,
+    Dms,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlSinkConfig {
+    /// A file path, or "-" for standard output.
+    pub path: String,
+    #[serde(default)]
+    pub format: EventFormat,
+    #[serde(default = "defaults::flush_interval")]
+    pub flush_interval: HumanDuration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    #[serde(default = "defaults::state_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self { dir: defaults::state_dir() }
+    }
+}
+
+mod defaults {
+    use super::*;
+    pub fn reconnect_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(300))
+    }
+    pub fn heartbeat() -> HumanDuration {
+        HumanDuration(Duration::from_secs(1))
+    }
+    pub fn chunk_size() -> NonZeroU32 {
+        NonZeroU32::new(10_000).expect("nonzero")
+    }
+    pub fn flush_interval() -> HumanDuration {
+        HumanDuration(Duration::from_secs(1))
+    }
+    pub fn state_dir() -> PathBuf {
+        PathBuf::from("./.sluice")
+    }
+}
+
+/// A configuration error: the message names the file, line and key, and never shows secrets.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads, interpolates and validates a config file. Relative paths in it are resolved
+    /// against the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let raw = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        let mut cfg = Self::parse(&raw, &path.display().to_string())?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        cfg.resolve_paths(base);
+        Ok(cfg)
+    }
+
+    /// Parses config text; `origin` names it in messages.
+    pub fn parse(raw: &str, origin: &str) -> Result<Self, ConfigError> {
+        let text = interpolate::interpolate(raw, |name| std::env::var(name).ok())
+            .map_err(|e| ConfigError(format!("{origin}:{}: {}", e.line, e.message)))?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError(describe_toml_error(raw, &text, origin, &e)))?;
+        cfg.validate().map_err(|m| ConfigError(format!("{origin}: {m}")))?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.source.tables.is_empty() {
+            return Err("[source] tables is empty: list the tables to capture, e.g. tables = [\"shop.users\"]".into());
+        }
+        if let Some(j) = &self.sink.jsonl {
+            if j.path.trim().is_empty() {
+                return Err("[sink.jsonl] path is empty: give a file path or \"-\" for stdout".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        if self.state.dir.is_relative() {
+            self.state.dir = base.join(&self.state.dir);
+        }
+        if let Some(j) = &mut self.sink.jsonl {
+            if j.path != "-" && Path::new(&j.path).is_relative() {
+                j.path = base.join(&j.path).display().to_string();
+            }
+        }
+    }
+
+    /// Whether `db.table` is captured.
+    pub fn captures(&self, db: &str, table: &str) -> bool {
+        self.source.tables.iter().any(|p| p.matches(db, table)) && !self.source.exclude.iter().any(|p| p.matches(db, table))
+    }
+
+    /// How often the pipeline commits: the shortest flush interval of the sinks.
+    pub fn commit_interval(&self) -> Duration {
+        self.sink.jsonl.as_ref().map(|j| j.flush_interval.0).unwrap_or(defaults::flush_interval().0)
+    }
+}
+
+/// toml's own message quotes the offending line of the *interpolated* text, which may hold a
+/// secret: rebuild it from the span, quoting the raw (uninterpolated) line instead.
+fn describe_toml_error(raw: &str, text: &str, origin: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return format!("{origin}: {}", e.message());
+    };
+    let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let raw_line = raw.lines().nth(line_no - 1).unwrap_or("").trim();
+    format!("{origin}:{line_no}: {} (in `{raw_line}`)", e.message().trim())
+}
+
+#[cfg(test)]
+mod tests;

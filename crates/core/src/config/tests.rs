@@ -1,0 +1,68 @@
+use super::*;
+
+const GOOD: &str = r#"
+[source]
+kind = "mysql"
+url = "mysql://sluice:${SLUICE_TEST_PW}@127.0.0.1:3306"
+server_id = 6401
+tables = ["shop.users", "shop.order*"]
+exclude = ["shop.order_tmp"]
+
+[snapshot]
+mode = "never"
+
+[sink.jsonl]
+path = "events.jsonl"
+format = "dms"
+flush_interval = "250ms"
+"#;
+
+fn parse_with_env(text: &str) -> Result<Config, ConfigError> {
+    std::env::set_var("SLUICE_TEST_PW", "s3cr\"et");
+    Config::parse(text, "t.toml")
+}
+
+#[test]
+fn parses_a_full_config() {
+    let cfg = parse_with_env(GOOD).unwrap();
+    assert_eq!(cfg.source.url.expose(), "mysql://sluice:s3cr\"et@127.0.0.1:3306");
+    assert!(!format!("{cfg:?}").contains("s3cr"), "secret leaked in Debug");
+    assert_eq!(cfg.snapshot.mode, SnapshotMode::Never);
+    assert!(cfg.captures("shop", "orders") && cfg.captures("shop", "users"));
+    assert!(!cfg.captures("shop", "order_tmp") && !cfg.captures("other", "users"));
+    assert_eq!(cfg.commit_interval(), Duration::from_millis(250));
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let text = GOOD.replace("mode = \"never\"", "mode = \"never\"\nfoo = 1");
+    let err = parse_with_env(&text).unwrap_err().0;
+    assert!(err.starts_with("t.toml:11:"), "{err}");
+    assert!(err.contains("unknown field `foo`"), "{err}");
+}
+
+#[test]
+fn bad_values_are_rejected_with_line() {
+    let err = parse_with_env(&GOOD.replace("\"never\"", "\"sometimes\"")).unwrap_err().0;
+    assert!(err.contains("t.toml:10:") && err.contains("sometimes"), "{err}");
+    let err = parse_with_env(&GOOD.replace("\"250ms\"", "\"fast\"")).unwrap_err().0;
+    assert!(err.contains("t.toml:15:") && err.contains("duration"), "{err}");
+    let err = parse_with_env(&GOOD.replace("6401", "0")).unwrap_err().0;
+    assert!(err.contains("t.toml:5:"), "{err}");
+    let err = parse_with_env(&GOOD.replace("\"shop.users\"", "\"users\"")).unwrap_err().0;
+    assert!(err.contains("t.toml:6:") && err.contains("db.table"), "{err}");
+}
+
+#[test]
+fn missing_env_var_names_it() {
+    let err = Config::parse(&GOOD.replace("SLUICE_TEST_PW", "SLUICE_SURELY_UNSET_VAR"), "t.toml").unwrap_err().0;
+    assert!(err.contains("t.toml:4:") && err.contains("SLUICE_SURELY_UNSET_VAR"), "{err}");
+}
+
+#[test]
+fn error_on_a_secret_line_does_not_show_the_secret() {
+    let text = GOOD.replace("server_id = 6401", "server_id = 6401\nurl2 = \"${SLUICE_TEST_PW}\"");
+    let err = parse_with_env(&text).unwrap_err().0;
+    assert!(!err.contains("s3cr"), "{err}");
+    assert!(err.contains("${SLUICE_TEST_PW}"), "{err}");
+}

@@ -1,0 +1,28 @@
+use serde_json::{json, Value as Json};
+
+use super::row_object;
+use crate::event::ChangeEvent;
+
+/// Debezium's envelope. `source.seq` is sluice's change sequence (unique, commit order).
+pub fn debezium(ev: &ChangeEvent, processed_ms: i64) -> Json {
+    let image = |r: &Option<crate::value::Row>| r.as_ref().map_or(Json::Null, |r| row_object(&ev.schema, r));
+    json!({
+        "before": image(&ev.before),
+        "after": image(&ev.after),
+        "op": ev.op.code(),
+        "ts_ms": processed_ms,
+        "source": {
+            "connector": "mysql",
+            "db": ev.schema.id.db,
+            "table": ev.schema.id.table,
+            "file": ev.source.file,
+            "pos": ev.source.pos,
+            "gtid": ev.source.gtid,
+            "server_id": ev.source.server_id,
+            "ts_ms": ev.ts_ms,
+            "snapshot": ev.source.snapshot,
+            "seq": ev.seq,
+        },
+        "transaction": ev.tx.as_ref().map(|id| json!({ "id": id })),
+    })
+}

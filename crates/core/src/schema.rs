@@ -1,0 +1,78 @@
+//! Table identity and column types, independent of the source database.
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// `database.table`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableId {
+    pub db: String,
+    pub table: String,
+}
+
+impl TableId {
+    pub fn new(db: impl Into<String>, table: impl Into<String>) -> Self {
+        Self { db: db.into(), table: table.into() }
+    }
+}
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.db, self.table)
+    }
+}
+
+/// Logical column type (DESIGN.md "Types"): what the lake and JSON encoders need to know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SqlType {
+    /// Integer of `bits` (8, 16, 24, 32, 64), signed or not.
+    Int { bits: u8, unsigned: bool },
+    Decimal { precision: u8, scale: u8 },
+    Float,
+    Double,
+    Date,
+    /// DATETIME(n): wall clock without zone.
+    DateTime { fsp: u8 },
+    /// TIMESTAMP(n): an instant, carried in UTC.
+    Timestamp { fsp: u8 },
+    Time { fsp: u8 },
+    Year,
+    /// CHAR/VARCHAR/TEXT, decoded from the column's charset.
+    Text,
+    Enum { labels: Vec<String> },
+    Set { labels: Vec<String> },
+    Json,
+    /// BINARY/VARBINARY/BLOB.
+    Binary,
+    Bit { bits: u16 },
+    Geometry,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub ty: SqlType,
+    pub nullable: bool,
+}
+
+/// A table's columns as valid at some source position, plus its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSchema {
+    pub id: TableId,
+    pub columns: Vec<Column>,
+    /// Indexes into `columns` of the primary key (empty for a keyless table).
+    pub key: Vec<usize>,
+}
+
+impl TableSchema {
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+    pub fn key_names(&self) -> Vec<&str> {
+        self.key.iter().map(|&i| self.columns[i].name.as_str()).collect()
+    }
+}
+
+pub type SchemaRef = Arc<TableSchema>;

@@ -1,0 +1,31 @@
+//! The source contract.
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::checkpoint::Checkpoint;
+use crate::error::Result;
+use crate::event::ChangeEvent;
+
+/// What a source sends to the pipeline, in order.
+#[derive(Debug)]
+pub enum SourceMsg {
+    /// Row changes in commit order, `seq` strictly increasing.
+    Events(Vec<ChangeEvent>),
+    /// Everything sent before this forms whole transactions: resuming here repeats and loses
+    /// nothing. Sent after every transaction and on idle heartbeats.
+    Checkpoint(Checkpoint),
+    /// The source reached the end of the log as it was when the run started (`run --once`).
+    CaughtUp,
+}
+
+/// A change-data source.
+///
+/// Contract: `run` sends events in commit order with gap-free, strictly increasing `seq`
+/// starting at `resume.next_seq`, interleaved with checkpoints at transaction boundaries. It
+/// handles transient failures itself (reconnect with backoff, resume from its last checkpoint,
+/// suppress what it already sent), and returns an error only when it cannot go on. It returns
+/// `Ok(())` when `out` is closed.
+#[async_trait]
+pub trait Source: Send {
+    async fn run(self: Box<Self>, resume: Option<Checkpoint>, out: mpsc::Sender<SourceMsg>) -> Result<()>;
+}
