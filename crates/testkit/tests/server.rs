@@ -81,3 +81,45 @@ async fn extra_args_override_defaults_and_servers_run_concurrently() {
     let fmt = dbs[1].query_rows("SELECT @@binlog_format").await;
     assert_eq!(fmt, vec![vec![s("ROW")]]);
 }
+
+#[test]
+fn watchdog_stops_server_when_owner_dies() {
+    let mut owner = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("sleep");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("srv");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/mariadb-test-server.sh"
+    );
+    let out = std::process::Command::new("bash")
+        .args([script, "start"])
+        .arg(&dir)
+        .env("SLUICE_TEST_OWNER_PID", owner.id().to_string())
+        .output()
+        .expect("script");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("port="));
+    let pid = std::fs::read_to_string(dir.join("pid")).expect("pid");
+    let proc_cmdline = format!("/proc/{}/cmdline", pid.trim());
+
+    owner.kill().expect("kill owner");
+    owner.wait().expect("reap owner");
+    // Polls every 2 s, then TERM; allow a generous margin on a loaded machine.
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        !dir.exists() && std::fs::read(&proc_cmdline).map_or(true, |c| c.is_empty())
+    });
+    assert!(
+        gone,
+        "server {} or {} still there",
+        pid.trim(),
+        dir.display()
+    );
+}
