@@ -1,0 +1,202 @@
+//! Column values to sluice values, for both read paths: the snapshot's text protocol (session
+//! in UTC, results in utf8mb4) and the binlog's row images. Both end in the same helpers, so
+//! the same stored datum gives the same value.
+use mysql_async::binlog::value::BinlogValue;
+use mysql_async::Value as My;
+use sluice_core::value::{days_from_ymd, micros_from_parts};
+use sluice_core::{SqlType, Value};
+
+use crate::schema::ColumnCodec;
+
+/// Why a column could not be decoded. Carries no value (it may be PII).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub &'static str);
+
+type R = Result<Value, DecodeError>;
+
+/// A value of the snapshot's text protocol.
+pub fn from_text(ty: &SqlType, v: My) -> R {
+    let bytes = match v {
+        My::NULL => return Ok(Value::Null),
+        My::Bytes(b) => b,
+        _ => return Err(DecodeError("expected a text-protocol value")),
+    };
+    let text = || std::str::from_utf8(&bytes).map_err(|_| DecodeError("invalid utf-8 from the server"));
+    match ty {
+        SqlType::Int { unsigned: true, .. } => text()?.parse().map(Value::UInt).map_err(|_| DecodeError("bad integer")),
+        SqlType::Int { .. } => text()?.parse().map(Value::Int).map_err(|_| DecodeError("bad integer")),
+        SqlType::Decimal { .. } => Ok(Value::Decimal(text()?.to_string())),
+        SqlType::Float => text()?.parse().map(Value::Float).map_err(|_| DecodeError("bad float")),
+        SqlType::Double => text()?.parse().map(Value::Double).map_err(|_| DecodeError("bad double")),
+        SqlType::Date | SqlType::DateTime { .. } | SqlType::Timestamp { .. } => {
+            let p = parse_datetime_text(text()?).ok_or(DecodeError("bad date/time text"))?;
+            Ok(temporal(ty, p))
+        }
+        SqlType::Time { .. } => parse_time_text(text()?).map(Value::Time).ok_or(DecodeError("bad time text")),
+        SqlType::Year => text()?.parse().map(Value::Year).map_err(|_| DecodeError("bad year")),
+        SqlType::Text | SqlType::Enum { .. } | SqlType::Set { .. } => Ok(Value::Text(text()?.to_string())),
+        SqlType::Json => Ok(Value::Json(text()?.to_string())),
+        SqlType::Binary | SqlType::Bit { .. } | SqlType::Geometry => Ok(Value::Bytes(bytes)),
+    }
+}
+
+/// A value of a binlog row image.
+pub fn from_binlog(ty: &SqlType, codec: &ColumnCodec, v: BinlogValue<'_>) -> R {
+    let v = match v {
+        BinlogValue::Value(v) => v,
+        BinlogValue::Jsonb(j) => {
+            let json: serde_json::Value = j.try_into().map_err(|_| DecodeError("bad binary JSON"))?;
+            return Ok(Value::Json(json.to_string()));
+        }
+        BinlogValue::JsonDiff(_) => {
+            return Err(DecodeError("partial JSON update; set binlog_row_value_options='' on the server"))
+        }
+    };
+    if v == My::NULL {
+        return Ok(Value::Null);
+    }
+    match (ty, v) {
+        (SqlType::Int { unsigned: true, .. }, My::Int(i)) => Ok(Value::UInt(i as u64)),
+        (SqlType::Int { unsigned: true, .. }, My::UInt(u)) => Ok(Value::UInt(u)),
+        (SqlType::Int { .. }, My::Int(i)) => Ok(Value::Int(i)),
+        (SqlType::Int { .. }, My::UInt(u)) => Ok(Value::Int(u as i64)),
+        (SqlType::Float, My::Float(f)) => Ok(Value::Float(f)),
+        (SqlType::Double, My::Double(d)) => Ok(Value::Double(d)),
+        (SqlType::Decimal { .. }, My::Bytes(b)) => String::from_utf8(b).map(Value::Decimal).map_err(|_| DecodeError("bad decimal")),
+        (SqlType::Timestamp { .. }, My::Bytes(b)) => parse_epoch(&b).ok_or(DecodeError("bad timestamp")),
+        (SqlType::Timestamp { .. }, My::Int(secs)) => Ok(if secs == 0 { Value::ZeroDate } else { Value::Timestamp(secs * 1_000_000) }),
+        (SqlType::Date | SqlType::DateTime { .. }, My::Date(y, mo, d, h, mi, s, us)) => {
+            Ok(temporal(ty, [y.into(), mo.into(), d.into(), h.into(), mi.into(), s.into(), us]))
+        }
+        (SqlType::Time { .. }, My::Time(neg, days, h, m, s, us)) => {
+            let secs = (i64::from(days) * 24 + i64::from(h)) * 3600 + i64::from(m) * 60 + i64::from(s);
+            let micros = secs * 1_000_000 + i64::from(us);
+            Ok(Value::Time(if neg { -micros } else { micros }))
+        }
+        // mysql_common renders YEAR as 1900 + stored byte; the stored 0 means year 0000.
+        (SqlType::Year, My::Bytes(b)) => match std::str::from_utf8(&b).ok().and_then(|s| s.parse::<i16>().ok()) {
+            Some(1900) => Ok(Value::Year(0)),
+            Some(y) => Ok(Value::Year(y)),
+            None => Err(DecodeError("bad year")),
+        },
+        (SqlType::Enum { labels }, My::Int(i)) => Ok(Value::Text(enum_label(labels, i))),
+        (SqlType::Set { labels }, My::Bytes(mask)) => Ok(Value::Text(set_labels(labels, &mask))),
+        (SqlType::Text, My::Bytes(b)) => codec.charset.decode(b).map_err(|_| DecodeError("text not valid in the column's charset")),
+        (SqlType::Json, My::Bytes(b)) => match codec.charset.decode(b) {
+            Ok(Value::Text(t)) => Ok(Value::Json(t)),
+            Ok(Value::Bytes(b)) => String::from_utf8(b).map(Value::Json).map_err(|_| DecodeError("bad JSON text")),
+            _ => Err(DecodeError("bad JSON text")),
+        },
+        (SqlType::Binary, My::Bytes(mut b)) => {
+            if let Some(n) = codec.pad_to {
+                b.resize(b.len().max(n), 0);
+            }
+            Ok(Value::Bytes(b))
+        }
+        (SqlType::Bit { .. } | SqlType::Geometry, My::Bytes(b)) => Ok(Value::Bytes(b)),
+        _ => Err(DecodeError("binlog value does not match the column type (schema changed?)")),
+    }
+}
+
+fn enum_label(labels: &[String], idx: i64) -> String {
+    // Index 0 is MySQL's "invalid value" empty string.
+    usize::try_from(idx).ok().and_then(|i| i.checked_sub(1)).and_then(|i| labels.get(i)).cloned().unwrap_or_default()
+}
+
+fn set_labels(labels: &[String], mask: &[u8]) -> String {
+    let mut out = Vec::new();
+    for (i, label) in labels.iter().enumerate() {
+        if mask.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0) {
+            out.push(label.as_str());
+        }
+    }
+    out.join(",")
+}
+
+/// `[year, month, day, hour, minute, second, micros]` to the column's value. All-zero dates
+/// are MySQL's zero date; other impossible dates (allowed by lax SQL modes) are kept as text.
+fn temporal(ty: &SqlType, p: [u32; 7]) -> Value {
+    let [y, mo, d, h, mi, s, us] = p;
+    if y == 0 && mo == 0 && d == 0 {
+        return Value::ZeroDate;
+    }
+    let y = y as i32;
+    let v = match ty {
+        SqlType::Date => days_from_ymd(y, mo, d).map(Value::Date),
+        SqlType::Timestamp { .. } => micros_from_parts(y, mo, d, h, mi, s, us).map(Value::Timestamp),
+        _ => micros_from_parts(y, mo, d, h, mi, s, us).map(Value::DateTime),
+    };
+    v.unwrap_or_else(|| Value::Text(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}")))
+}
+
+/// "YYYY-MM-DD[ HH:MM:SS[.ffffff]]".
+fn parse_datetime_text(s: &str) -> Option<[u32; 7]> {
+    let (date, time) = s.split_once(' ').unwrap_or((s, "00:00:00"));
+    let mut dp = date.splitn(3, '-').map(|x| x.parse::<u32>().ok());
+    let (y, mo, d) = (dp.next()??, dp.next()??, dp.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut tp = hms.splitn(3, ':').map(|x| x.parse::<u32>().ok());
+    let (h, mi, sec) = (tp.next()??, tp.next()??, tp.next()??);
+    Some([y, mo, d, h, mi, sec, frac_micros(frac)?])
+}
+
+/// "[-]HHH:MM:SS[.ffffff]" to signed microseconds.
+fn parse_time_text(s: &str) -> Option<i64> {
+    let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+    let (hms, frac) = s.split_once('.').unwrap_or((s, ""));
+    let mut tp = hms.splitn(3, ':').map(|x| x.parse::<i64>().ok());
+    let (h, m, sec) = (tp.next()??, tp.next()??, tp.next()??);
+    let micros = (h * 3600 + m * 60 + sec) * 1_000_000 + i64::from(frac_micros(frac)?);
+    Some(if neg { -micros } else { micros })
+}
+
+fn frac_micros(frac: &str) -> Option<u32> {
+    if frac.is_empty() {
+        return Some(0);
+    }
+    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
+    digits.parse().ok()
+}
+
+/// TIMESTAMP2 as mysql_common renders it: "secs" or "secs.micros" since the epoch.
+fn parse_epoch(b: &[u8]) -> Option<Value> {
+    let s = std::str::from_utf8(b).ok()?;
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: i64 = secs.parse().ok()?;
+    let us = i64::from(frac_micros(frac)?);
+    Some(if secs == 0 && us == 0 { Value::ZeroDate } else { Value::Timestamp(secs * 1_000_000 + us) })
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::charset::Charset;
+
+    #[test]
+    fn text_and_binlog_temporals_agree() {
+        let c = ColumnCodec { charset: Charset::Utf8, pad_to: None };
+        let ty = SqlType::DateTime { fsp: 6 };
+        let a = from_text(&ty, My::Bytes(b"2024-02-29 23:59:58.000120".to_vec())).unwrap();
+        let b = from_binlog(&ty, &c, BinlogValue::Value(My::Date(2024, 2, 29, 23, 59, 58, 120))).unwrap();
+        assert_eq!(a, b);
+        let ts = SqlType::Timestamp { fsp: 3 };
+        let a = from_text(&ts, My::Bytes(b"1970-01-01 00:00:01.5".to_vec())).unwrap();
+        let b = from_binlog(&ts, &c, BinlogValue::Value(My::Bytes(b"1.500000".to_vec()))).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, Value::Timestamp(1_500_000));
+        let t = SqlType::Time { fsp: 0 };
+        assert_eq!(from_text(&t, My::Bytes(b"-838:59:59".to_vec())).unwrap(), Value::Time(-3_020_399_000_000));
+        let z = from_text(&SqlType::Date, My::Bytes(b"0000-00-00".to_vec())).unwrap();
+        assert_eq!(z, Value::ZeroDate);
+    }
+
+    #[test]
+    fn enums_sets_and_years() {
+        let c = ColumnCodec { charset: Charset::Utf8, pad_to: None };
+        let labels = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        assert_eq!(from_binlog(&SqlType::Enum { labels: labels.clone() }, &c, BinlogValue::Value(My::Int(2))).unwrap(), Value::Text("b".into()));
+        assert_eq!(from_binlog(&SqlType::Set { labels }, &c, BinlogValue::Value(My::Bytes(vec![0b101]))).unwrap(), Value::Text("a,c".into()));
+        assert_eq!(from_binlog(&SqlType::Year, &c, BinlogValue::Value(My::Bytes(b"1900".to_vec()))).unwrap(), Value::Year(0));
+    }
+}

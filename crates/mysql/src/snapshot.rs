@@ -1,0 +1,235 @@
+//! Consistent initial snapshot without locks: one REPEATABLE READ transaction started WITH
+//! CONSISTENT SNAPSHOT, whose binlog position MariaDB reports exactly
+//! (`binlog_snapshot_file/position`). Tables are read in keyset chunks, each followed by a
+//! checkpoint, so memory stays bounded and a crash resumes after the last finished chunk.
+use indicatif::{ProgressBar, ProgressStyle};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value as My};
+use sluice_core::checkpoint::Checkpoint;
+use sluice_core::event::SourceInfo;
+use sluice_core::source::SourceMsg;
+use sluice_core::{ChangeEvent, Op, SluiceError, SqlType};
+use tokio::sync::mpsc;
+use tracing::info;
+
+use crate::binlog::Cursor;
+use crate::conn::{classify, Flavor};
+use crate::decode::from_text;
+use crate::position::{BinlogPos, MysqlPosition, SnapshotProgress, TableCursor};
+use crate::schema::TableInfo;
+use crate::source::Shared;
+
+const BATCH: usize = 1024;
+
+pub struct Snapshot {
+    conn: Conn,
+    pub pos: BinlogPos,
+    ts_ms: i64,
+}
+
+impl Snapshot {
+    /// Starts the snapshot transaction and reads its binlog position.
+    pub async fn begin(shared: &Shared) -> Result<Self, SluiceError> {
+        let mut conn = crate::conn::connect(&shared.cfg.source.url).await?;
+        conn.query_drop(
+            "SET SESSION time_zone = '+00:00'; SET NAMES utf8mb4; \
+             SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; START TRANSACTION WITH CONSISTENT SNAPSHOT",
+        )
+        .await
+        .map_err(|e| classify(e, "start the snapshot transaction"))?;
+        let status: Vec<(String, String)> =
+            conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await.map_err(|e| classify(e, "read the snapshot position"))?;
+        let get = |k: &str| status.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
+        let (Some(file), Some(pos)) = (get("Binlog_snapshot_file"), get("Binlog_snapshot_position")) else {
+            let hint = if shared.flavor == Flavor::MySql {
+                "MySQL has no binlog_snapshot_file/position status (MariaDB and Percona Server have); use [snapshot] mode = \"never\" and load existing rows another way"
+            } else {
+                "is log_bin on?"
+            };
+            return Err(SluiceError::permanent(format!("the server does not report the binlog position of a consistent snapshot: {hint}")));
+        };
+        if file.is_empty() {
+            return Err(SluiceError::permanent("the server reports no binlog file for the snapshot: enable log_bin"));
+        }
+        let pos = BinlogPos { file, pos: pos.parse().unwrap_or(4) };
+        info!(position = %pos, "snapshot transaction started");
+        Ok(Self { conn, pos, ts_ms: chrono::Utc::now().timestamp_millis() })
+    }
+
+    /// Reads every table not yet done in `progress`, sending reads and a checkpoint after each
+    /// chunk. Returns false if the pipeline closed the channel.
+    pub async fn read(
+        &mut self,
+        shared: &Shared,
+        tables: &[TableInfo],
+        mut progress: SnapshotProgress,
+        cursor: &mut Cursor,
+        out: &mpsc::Sender<SourceMsg>,
+    ) -> Result<bool, SluiceError> {
+        let todo: Vec<&TableInfo> = tables.iter().filter(|t| !progress.done.contains(&t.schema.id.to_string())).collect();
+        let bar = self.progress_bar(&todo).await;
+        let chunk = shared.cfg.snapshot.chunk_size.get() as usize;
+        for table in todo {
+            let name = table.schema.id.to_string();
+            let mut last_key = progress.current.take().filter(|c| c.table == name).map(|c| c.last_key);
+            let keyset = !table.schema.key.is_empty() && table.schema.key.iter().all(|&k| keyset_type(&table.schema.columns[k].ty));
+            info!(table = %name, resumed = last_key.is_some(), "snapshotting table");
+            loop {
+                let sql = select_sql(table, last_key.as_deref(), keyset.then_some(chunk));
+                let (rows, key) = self.read_chunk(table, &sql, cursor, out, &bar).await?;
+                let Some(rows) = rows else { return Ok(false) };
+                if keyset && rows == chunk {
+                    last_key = key;
+                    progress.current = Some(TableCursor { table: name.clone(), last_key: last_key.clone().unwrap_or_default() });
+                } else {
+                    progress.current = None;
+                    progress.done.push(name.clone());
+                }
+                let cp = MysqlPosition { binlog: self.pos.clone(), gtid: None, snapshot: Some(progress.clone()) };
+                cursor.committed_seq = cursor.seq;
+                if out.send(SourceMsg::Checkpoint(Checkpoint { position: cp.to_json(), next_seq: cursor.seq })).await.is_err() {
+                    return Ok(false);
+                }
+                if progress.current.is_none() {
+                    break;
+                }
+            }
+        }
+        bar.finish_and_clear();
+        Ok(true)
+    }
+
+    /// One SELECT, streamed. Returns the row count (None if the channel closed) and the key of the last row.
+    async fn read_chunk(
+        &mut self,
+        table: &TableInfo,
+        sql: &str,
+        cursor: &mut Cursor,
+        out: &mpsc::Sender<SourceMsg>,
+        bar: &ProgressBar,
+    ) -> Result<(Option<usize>, Option<Vec<Option<String>>>), SluiceError> {
+        let id = &table.schema.id;
+        let info = SourceInfo { file: self.pos.file.clone(), pos: self.pos.pos, gtid: None, server_id: 0, snapshot: true };
+        let mut result = self.conn.query_iter(sql).await.map_err(|e| classify(e, &format!("snapshot read of {id}")))?;
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut count = 0;
+        let mut last_key = None;
+        while let Some(mut row) = result.next().await.map_err(|e| classify(e, &format!("snapshot read of {id}")))? {
+            if batch.len() == BATCH {
+                bar.inc(BATCH as u64);
+                if out.send(SourceMsg::Events(std::mem::take(&mut batch))).await.is_err() {
+                    return Ok((None, None));
+                }
+            }
+            let key: Vec<Option<String>> = table.schema.key.iter().map(|&k| text_of(row.as_ref(k))).collect();
+            let mut values = Vec::with_capacity(table.schema.columns.len());
+            for (i, col) in table.schema.columns.iter().enumerate() {
+                let v = row.take(i).unwrap_or(My::NULL);
+                values.push(from_text(&col.ty, v).map_err(|e| SluiceError::permanent(format!("cannot decode column {id}.{}: {}", col.name, e.0)))?);
+            }
+            batch.push(ChangeEvent {
+                op: Op::Read,
+                schema: table.schema.clone(),
+                before: None,
+                after: Some(values),
+                ts_ms: self.ts_ms,
+                tx: None,
+                seq: cursor.seq,
+                source: info.clone(),
+            });
+            cursor.seq += 1;
+            count += 1;
+            last_key = Some(key);
+        }
+        bar.inc(batch.len() as u64);
+        if !batch.is_empty() && out.send(SourceMsg::Events(batch)).await.is_err() {
+            return Ok((None, None));
+        }
+        Ok((Some(count), last_key))
+    }
+
+    async fn progress_bar(&mut self, tables: &[&TableInfo]) -> ProgressBar {
+        let mut total = 0u64;
+        for t in tables {
+            let est: Option<u64> = self
+                .conn
+                .exec_first(
+                    "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                    (&t.schema.id.db, &t.schema.id.table),
+                )
+                .await
+                .ok()
+                .flatten();
+            total += est.unwrap_or(0);
+        }
+        // indicatif draws only when stderr is a terminal.
+        let bar = ProgressBar::new(total);
+        if let Ok(style) = ProgressStyle::with_template("snapshot {bar:40} {pos}/~{len} rows  {per_sec}  eta {eta}") {
+            bar.set_style(style);
+        }
+        bar
+    }
+}
+
+/// Key values are kept as hex of the server's bytes: exact for binary keys too.
+fn text_of(v: Option<&My>) -> Option<String> {
+    match v {
+        Some(My::Bytes(b)) => Some(b.iter().map(|b| format!("{b:02X}")).collect()),
+        _ => None,
+    }
+}
+
+fn unhex(hex: &str) -> String {
+    let bytes: Vec<u8> = (0..hex.len() / 2).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Types whose server ordering a keyset predicate can follow exactly.
+fn keyset_type(ty: &SqlType) -> bool {
+    !matches!(ty, SqlType::Enum { .. } | SqlType::Set { .. } | SqlType::Float | SqlType::Double | SqlType::Json | SqlType::Geometry)
+}
+
+pub fn quote_ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+/// `SELECT cols FROM t [WHERE key > last] ORDER BY key [LIMIT n]`.
+fn select_sql(t: &TableInfo, after: Option<&[Option<String>]>, limit: Option<usize>) -> String {
+    let s = &t.schema;
+    let cols = s.columns.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+    let mut sql = format!("SELECT {cols} FROM {}.{}", quote_ident(&s.id.db), quote_ident(&s.id.table));
+    let Some(limit) = limit else { return sql };
+    let keys: Vec<String> = s.key.iter().map(|&k| quote_ident(&s.columns[k].name)).collect();
+    if let Some(after) = after {
+        let lits: Vec<String> = s.key.iter().zip(after).map(|(&k, v)| literal(t, k, v.as_deref())).collect();
+        // (a > x) OR (a = x AND b > y) ...: a form every optimizer turns into an index range.
+        let ors: Vec<String> = (0..keys.len())
+            .map(|i| {
+                let mut parts: Vec<String> = (0..i).map(|j| format!("{} = {}", keys[j], lits[j])).collect();
+                parts.push(format!("{} > {}", keys[i], lits[i]));
+                format!("({})", parts.join(" AND "))
+            })
+            .collect();
+        sql.push_str(&format!(" WHERE {}", ors.join(" OR ")));
+    }
+    sql.push_str(&format!(" ORDER BY {} LIMIT {limit}", keys.join(", ")));
+    sql
+}
+
+/// A literal for a key value (hex of the server's text), compared in the column's own collation.
+fn literal(t: &TableInfo, col: usize, hex: Option<&str>) -> String {
+    let Some(hex) = hex else { return "NULL".into() };
+    let text = unhex(hex);
+    match &t.schema.columns[col].ty {
+        SqlType::Int { .. } | SqlType::Decimal { .. } if text.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'.') => text,
+        SqlType::Binary | SqlType::Bit { .. } => format!("X'{hex}'"),
+        SqlType::Text => {
+            let cs = t.charset_names[col].as_deref().unwrap_or("utf8mb4");
+            match t.collations[col].as_deref() {
+                Some(coll) => format!("CONVERT(_utf8mb4 X'{hex}' USING {cs}) COLLATE {coll}"),
+                None => format!("CONVERT(_utf8mb4 X'{hex}' USING {cs})"),
+            }
+        }
+        _ => format!("_utf8mb4 X'{hex}'"),
+    }
+}

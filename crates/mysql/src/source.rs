@@ -1,0 +1,225 @@
+//! `MysqlSource`: snapshot as configured, then stream the binlog, reconnecting with backoff.
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use sluice_core::checkpoint::Checkpoint;
+use sluice_core::config::{Config, SnapshotMode};
+use sluice_core::source::{Source, SourceMsg};
+use sluice_core::SluiceError;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::binlog::{BinlogReader, Cursor, StreamEnd};
+use crate::conn::{classify, connect, flavor, Flavor};
+use crate::layout::Collations;
+use crate::position::{BinlogPos, MysqlPosition, SnapshotProgress};
+use crate::schema::{list_tables, load_table, TableInfo};
+use crate::snapshot::Snapshot;
+
+/// What every part of the source reads.
+pub struct Shared {
+    pub cfg: Config,
+    pub flavor: Flavor,
+}
+
+pub struct MysqlSource {
+    cfg: Config,
+}
+
+impl MysqlSource {
+    pub fn new(cfg: Config) -> Self {
+        Self { cfg }
+    }
+}
+
+#[async_trait]
+impl Source for MysqlSource {
+    async fn run(self: Box<Self>, resume: Option<Checkpoint>, out: mpsc::Sender<SourceMsg>) -> Result<(), SluiceError> {
+        let mut meta = connect(&self.cfg.source.url).await?;
+        let shared = Shared { flavor: flavor(&mut meta).await?, cfg: self.cfg };
+        let collations = load_collations(&mut meta).await?;
+        let end = master_position(&mut meta).await?;
+        let resume_pos = resume.as_ref().map(|c| MysqlPosition::from_json(&c.position)).transpose()?;
+        let seq = resume.as_ref().map_or(0, |c| c.next_seq);
+
+        let mode = shared.cfg.snapshot.mode;
+        let mut cursor = match resume_pos {
+            // An interrupted snapshot resumes, whatever the mode.
+            Some(pos) if pos.snapshot.is_some() => {
+                let Some(c) = resume_snapshot(&shared, &mut meta, &collations, pos, seq, &out).await? else { return Ok(()) };
+                c
+            }
+            Some(pos) if mode != SnapshotMode::Always => Cursor::new(pos, seq, None),
+            None if mode == SnapshotMode::Never => {
+                info!(position = %end, "snapshot mode 'never': streaming from the current binlog end");
+                let pos = MysqlPosition { binlog: end.clone(), gtid: None, snapshot: None };
+                let cursor = Cursor::new(pos, seq, None);
+                let cp = Checkpoint { position: cursor.committed.to_json(), next_seq: seq };
+                if out.send(SourceMsg::Checkpoint(cp)).await.is_err() {
+                    return Ok(());
+                }
+                cursor
+            }
+            _ => {
+                let mut snap = Snapshot::begin(&shared).await?;
+                let tables = load_tables(&shared, &mut meta).await?;
+                let mut cursor = Cursor::new(MysqlPosition { binlog: snap.pos.clone(), gtid: None, snapshot: None }, seq, None);
+                if !finish_snapshot(&shared, &mut snap, &tables, SnapshotProgress::default(), &mut cursor, &out).await? {
+                    return Ok(());
+                }
+                cursor
+            }
+        };
+        cursor.caught_up_at = Some(end);
+        stream_forever(&shared, &mut meta, &collations, cursor, &out).await
+    }
+}
+
+/// Reads the snapshot to the end and sends the checkpoint that hands over to the binlog.
+async fn finish_snapshot(
+    shared: &Shared,
+    snap: &mut Snapshot,
+    tables: &[TableInfo],
+    progress: SnapshotProgress,
+    cursor: &mut Cursor,
+    out: &mpsc::Sender<SourceMsg>,
+) -> Result<bool, SluiceError> {
+    if !snap.read(shared, tables, progress, cursor, out).await? {
+        return Ok(false);
+    }
+    cursor.committed = MysqlPosition { binlog: snap.pos.clone(), gtid: None, snapshot: None };
+    cursor.committed_seq = cursor.seq;
+    cursor.sent_below = cursor.seq;
+    let cp = Checkpoint { position: cursor.committed.to_json(), next_seq: cursor.seq };
+    info!(rows = cursor.seq, position = %snap.pos, "snapshot complete; streaming the binlog from its position");
+    Ok(out.send(SourceMsg::Checkpoint(cp)).await.is_ok())
+}
+
+/// Resumes a snapshot interrupted at P1: opens a new snapshot at P2, replays the binlog P1→P2
+/// (bringing the rows already read up to P2), then reads the remaining chunks at P2. Changes
+/// replayed for rows not read yet are real changes; the later reads show their P2 state.
+async fn resume_snapshot(
+    shared: &Shared,
+    meta: &mut Conn,
+    collations: &Collations,
+    pos: MysqlPosition,
+    seq: u64,
+    out: &mpsc::Sender<SourceMsg>,
+) -> Result<Option<Cursor>, SluiceError> {
+    let progress = pos.snapshot.clone().unwrap_or_default();
+    info!(done = progress.done.len(), position = %pos.binlog, "resuming an interrupted snapshot");
+    let mut snap = Snapshot::begin(shared).await?;
+    let mut cursor = Cursor::new(pos.clone(), seq, None);
+    if snap.pos > pos.binlog {
+        ensure_available(meta, &pos.binlog).await?;
+        cursor.carry_snapshot = Some(progress.clone());
+        let mut reader = BinlogReader::new(shared, meta, collations);
+        if reader.stream(&mut cursor, out, Some(&snap.pos)).await? == StreamEnd::Closed {
+            return Ok(None);
+        }
+        cursor.carry_snapshot = None;
+    }
+    let tables = load_tables(shared, meta).await?;
+    if !finish_snapshot(shared, &mut snap, &tables, progress, &mut cursor, out).await? {
+        return Ok(None);
+    }
+    Ok(Some(cursor))
+}
+
+/// Streams until the channel closes; reconnects on transient errors for up to
+/// `reconnect_timeout`, resuming at the last checkpoint without re-sending events.
+async fn stream_forever(shared: &Shared, meta: &mut Conn, collations: &Collations, mut cursor: Cursor, out: &mpsc::Sender<SourceMsg>) -> Result<(), SluiceError> {
+    let mut failing_since: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(250);
+    ensure_available(meta, &cursor.committed.binlog).await?;
+    loop {
+        let mut reader = BinlogReader::new(shared, meta, collations);
+        let before = cursor.committed.clone();
+        match reader.stream(&mut cursor, out, None).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_transient() => {
+                if cursor.committed != before {
+                    failing_since = None;
+                    backoff = Duration::from_millis(250);
+                }
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > shared.cfg.source.reconnect_timeout.0 {
+                    return Err(SluiceError::permanent(format!(
+                        "gave up reconnecting after {:?} ({}); check the server and run again",
+                        shared.cfg.source.reconnect_timeout.0, e.message
+                    )));
+                }
+                warn!(error = %e.message, retry_in_ms = backoff.as_millis() as u64, "binlog connection lost; reconnecting");
+                cursor.rewind();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                match reconnect_meta(shared).await {
+                    Ok(c) => *meta = c,
+                    Err(e) if e.is_transient() => continue,
+                    Err(e) => return Err(e),
+                }
+                if let Err(e) = ensure_available(meta, &cursor.committed.binlog).await {
+                    if !e.is_transient() {
+                        return Err(e);
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn reconnect_meta(shared: &Shared) -> Result<Conn, SluiceError> {
+    connect(&shared.cfg.source.url).await
+}
+
+async fn load_tables(shared: &Shared, meta: &mut Conn) -> Result<Vec<TableInfo>, SluiceError> {
+    let ids = list_tables(meta, &shared.cfg).await?;
+    if ids.is_empty() {
+        warn!("no table matches [source] tables yet; new ones are captured from the binlog when they appear");
+    }
+    let mut tables = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let t = load_table(meta, id).await?;
+        if t.schema.key.is_empty() {
+            warn!(table = %id, "table has no primary key: its changes carry full row images; current-state sinks need key columns");
+        }
+        tables.push(t);
+    }
+    Ok(tables)
+}
+
+pub async fn load_collations(conn: &mut Conn) -> Result<Collations, SluiceError> {
+    let rows: Vec<(u64, String)> = conn
+        .query("SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL")
+        .await
+        .map_err(|e| classify(e, "read the server's collations"))?;
+    Ok(rows.into_iter().map(|(id, cs)| (id as u16, cs)).collect())
+}
+
+/// The binlog end now (`SHOW MASTER STATUS`).
+pub async fn master_position(conn: &mut Conn) -> Result<BinlogPos, SluiceError> {
+    let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await.map_err(|e| classify(e, "SHOW MASTER STATUS"))?;
+    let row = row.ok_or_else(|| SluiceError::permanent("the server has no binary log (log_bin is OFF): start it with log_bin and binlog_format=ROW"))?;
+    let file: String = row.get(0).unwrap_or_default();
+    let pos: u64 = row.get(1).unwrap_or(4);
+    Ok(BinlogPos { file, pos })
+}
+
+/// A resume position whose binlog file the server no longer has is a permanent error.
+pub async fn ensure_available(conn: &mut Conn, pos: &BinlogPos) -> Result<(), SluiceError> {
+    let rows: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await.map_err(|e| classify(e, "SHOW BINARY LOGS"))?;
+    let files: Vec<String> = rows.iter().filter_map(|r| r.get::<String, _>(0)).collect();
+    if files.iter().any(|f| f == &pos.file) {
+        return Ok(());
+    }
+    Err(SluiceError::permanent(format!(
+        "binlog file {} needed to resume at {pos} is no longer on the server (purged; oldest is {}). \
+         Changes since then are lost to sluice: take a new snapshot by running once with [snapshot] mode = \"always\" \
+         (or remove the state dir), and raise the server's binlog retention (expire_logs_days / binlog_expire_logs_seconds)",
+        pos.file,
+        files.first().map(String::as_str).unwrap_or("none")
+    )))
+}
