@@ -1,1 +1,106 @@
-fn main() {}
+//! `sluice`: change data capture from MySQL/MariaDB to streams and lake tables.
+//! This binary only parses arguments, wires the crates together and reports errors.
+mod cmd;
+mod logging;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Change data capture from MySQL/MariaDB: snapshot + binlog → JSON lines, streams and lake tables",
+    long_about = "sluice captures every row change of the configured MySQL/MariaDB tables — an initial consistent \
+snapshot, then the binlog — and delivers each change exactly once to its sinks. Positions are committed only \
+after every sink has made the changes durable, so `sluice run` after a crash resumes with nothing lost or repeated.\n\n\
+Start with `sluice check -c sluice.toml`, then `sluice run -c sluice.toml`. See examples/ and docs/."
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Snapshot as configured, then stream binlog changes to the sinks until stopped.
+    ///
+    /// Runs `check` first and refuses to start (writing nothing) if the server is not ready.
+    /// SIGINT/SIGTERM: flush the sinks, commit the position, exit 0.
+    Run {
+        /// Config file (TOML).
+        #[arg(short, long, default_value = "sluice.toml")]
+        config: PathBuf,
+        /// Stop after catching up with the binlog end seen at start (batch/cron use).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Check config, connectivity, server settings and privileges; exit 1 on any problem.
+    Check {
+        #[arg(short, long, default_value = "sluice.toml")]
+        config: PathBuf,
+    },
+    /// Print change events as JSON lines, as delivered to the [sink.jsonl] file, following new ones.
+    Tail {
+        #[arg(short, long, default_value = "sluice.toml")]
+        config: PathBuf,
+        /// Start at the first event kept (`earliest`) or only show new ones (`latest`).
+        #[arg(long, value_enum, default_value_t = cmd::tail::From::Earliest)]
+        from: cmd::tail::From,
+        /// Stop after N events (otherwise follow until interrupted).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Only events of this table (`db.table`, globs allowed).
+        #[arg(long)]
+        table: Option<String>,
+        /// Output encoding.
+        #[arg(long, value_enum, default_value_t = cmd::tail::Format::Debezium)]
+        format: cmd::tail::Format,
+    },
+    /// Show the committed position, lag and per-table statistics (like DMS table statistics).
+    Status {
+        #[arg(short, long, default_value = "sluice.toml")]
+        config: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(matches!(cli.log_format, LogFormat::Json));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run { config, once } => cmd::run::run(&config, once).await,
+            Command::Check { config } => cmd::check::run(&config).await,
+            Command::Tail { config, from, limit, table, format } => cmd::tail::run(&config, from, limit, table, format).await,
+            Command::Status { config, json } => cmd::status::run(&config, json).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

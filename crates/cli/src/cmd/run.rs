@@ -1,0 +1,65 @@
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use sluice_core::config::Config;
+use sluice_core::pipeline::{Pipeline, Stopped};
+use sluice_core::sink::Sink;
+use sluice_core::state::StateStore;
+use sluice_jsonl::JsonlSink;
+use sluice_mysql::MysqlSource;
+use tracing::info;
+
+pub async fn run(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
+    let cfg = super::load_config(path)?;
+    super::check::preflight(&cfg).await?;
+    let sinks = build_sinks(&cfg)?;
+    let store = StateStore::open_locked(&cfg.state.dir)?;
+    let pipeline = Pipeline {
+        source: Box::new(MysqlSource::new(cfg.clone())),
+        sinks,
+        store,
+        commit_interval: cfg.commit_interval(),
+        once,
+    };
+    let stopped = pipeline.run(shutdown_signal()).await.context("pipeline stopped")?;
+    match stopped {
+        Stopped::CaughtUp => info!("caught up with the binlog end seen at start (--once)"),
+        Stopped::Shutdown => info!("shut down on signal"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build_sinks(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if let Some(j) = &cfg.sink.jsonl {
+        sinks.push(Box::new(JsonlSink::new(j)));
+    }
+    if sinks.is_empty() {
+        bail!("no sink configured: add a [sink.jsonl] section (path = \"./events.jsonl\")");
+    }
+    Ok(sinks)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,50 @@
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::json;
+use sluice_core::state::StateStore;
+use sluice_core::value::format_datetime;
+
+pub async fn run(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    let cfg = super::load_config(path)?;
+    let state = StateStore::open_read_only(&cfg.state.dir).load()?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let position = state.checkpoint.as_ref().map(|c| c.position.clone());
+    let phase = match &position {
+        None => "not started",
+        Some(p) if p.get("snapshot").is_some() => "snapshot",
+        Some(_) => "streaming",
+    };
+    // Lag: how old the newest committed change is when the pipeline last committed.
+    let lag_ms = state.source_ts_ms.map(|ts| (state.committed_at_ms - ts).max(0));
+    if as_json {
+        let v = json!({
+            "phase": phase,
+            "position": position,
+            "next_seq": state.checkpoint.as_ref().map(|c| c.next_seq),
+            "committed_at_ms": state.committed_at_ms,
+            "source_ts_ms": state.source_ts_ms,
+            "lag_ms": lag_ms,
+            "tables": state.tables,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("phase:      {phase}");
+    if let Some(p) = &position {
+        println!("position:   {p}");
+    }
+    if state.committed_at_ms > 0 {
+        println!("committed:  {} ({} s ago)", format_datetime(state.committed_at_ms * 1000, true), (now - state.committed_at_ms) / 1000);
+    }
+    if let Some(l) = lag_ms {
+        println!("lag:        {l} ms at last commit");
+    }
+    println!();
+    println!("{:<32} {:>12} {:>10} {:>10} {:>10}  last change", "table", "full load", "inserts", "updates", "deletes");
+    for (name, t) in &state.tables {
+        let last = t.last_change_ms.map(|ms| format_datetime(ms * 1000, true)).unwrap_or_else(|| "-".into());
+        println!("{name:<32} {:>12} {:>10} {:>10} {:>10}  {last}", t.full_load_rows, t.inserts, t.updates, t.deletes);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,16 @@
+//! Structured logs on stderr; `SLUICE_LOG` (or `RUST_LOG`) sets the filter, default `info`.
+use tracing_subscriber::EnvFilter;
+
+pub fn init(json: bool) {
+    let filter = std::env::var("SLUICE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
