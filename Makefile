@@ -1,0 +1,34 @@
+# sluice — the two commands: `make demo` and `make test`.
+# A persistent target dir lets repeated runs (and CI on the same machine) reuse the build.
+export CARGO_TARGET_DIR ?= /var/tmp/sluice-target
+export CARGO_TERM_COLOR ?= never
+SLUICE := $(CARGO_TARGET_DIR)/debug/sluice
+
+.PHONY: all deps build test demo bench fmt lint clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	cargo build --workspace --bins
+
+## make test: unit tests and integration tests against private MariaDB servers.
+test: deps
+	cargo build --workspace --tests --bins
+	cargo test --workspace --no-fail-fast
+
+## make demo: throwaway MariaDB, 50k sample users, the pipeline, live changes.
+demo: build
+	scripts/demo.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean:
+	cargo clean
