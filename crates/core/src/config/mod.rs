@@ -206,7 +206,8 @@ fn describe_toml_error(raw: &str, text: &str, origin: &str, e: &toml::de::Error)
     };
     let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
     let raw_line = raw.lines().nth(line_no - 1).unwrap_or("").trim();
-    format!("{origin}:{line_no}: {} (in `{raw_line}`)", e.message().trim())
+    let message = e.message().trim().replace('\n', "; ");
+    format!("{origin}:{line_no}: {message} (in `{raw_line}`)")
 }
 
 #[cfg(test)]
