@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Private, throw-away MariaDB for tests, the demo and CI.
 #   mariadb-test-server.sh start DIR [extra mariadbd args...]  -> prints "port=P" on stdout
+#   mariadb-test-server.sh restart DIR                         -> same data, same port
 #   mariadb-test-server.sh stop DIR
 # Only stdout line is "port=P"; all diagnostics go to stderr. --no-defaults everywhere keeps
 # /etc/mysql and the machine's shared server (port 3306) out of it.
@@ -75,6 +76,38 @@ start_watchdog() {
   disown || true
 }
 
+# Starts mariadbd on DIR/data and waits until it answers; returns 1 if it does not come up.
+launch() {
+  local dir=$1 port=$2 pid i
+  shift 2
+  : >"$dir/err.log"
+  mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/sock" --port="$port" \
+    --bind-address=127.0.0.1 --log-bin="$dir/data/mysql-bin" --binlog-format=ROW \
+    --binlog-row-image=FULL --binlog-row-metadata=FULL --server-id=1 --user=root \
+    --pid-file="$dir/pid" --log-error="$dir/err.log" --skip-name-resolve \
+    --innodb-buffer-pool-size=128M --innodb-flush-log-at-trx-commit=2 --sync-binlog=0 \
+    --max-connections=200 "$@" </dev/null >/dev/null 2>&1 &
+  pid=$!
+  echo "$pid" >"$dir/launch.pid"
+  for i in $(seq 1 150); do # 30 s
+    if client "$port" -e 'select 1' >/dev/null 2>&1; then return 0; fi
+    alive "$pid" || return 1 # died: no point waiting
+    sleep 0.2
+  done
+  return 1
+}
+
+# Stops the server in DIR and starts it again on the same data and port (for restart tests).
+restart_server() {
+  local dir=$1 port
+  port=$(cat "$dir/port")
+  local -a args=()
+  [[ -s "$dir/args" ]] && mapfile -t args < <(grep -v '^$' "$dir/args")
+  stop_server "$dir"
+  launch "$dir" "$port" "${args[@]}" || { cat "$dir/err.log" >&2; die "restart on port $port failed"; }
+  log "restarted on 127.0.0.1:$port"
+}
+
 start_server() {
   local dir=$1
   shift
@@ -89,24 +122,13 @@ start_server() {
     die "mariadb-install-db failed"
   fi
 
-  local port attempt pid up i
+  : >"$dir/args"
+  [[ $# -gt 0 ]] && printf '%s\n' "$@" >"$dir/args"
+  local port attempt up
   for attempt in 1 2 3; do
     port=$(pick_port)
-    : >"$dir/err.log"
-    mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/sock" --port="$port" \
-      --bind-address=127.0.0.1 --log-bin="$dir/data/mysql-bin" --binlog-format=ROW \
-      --binlog-row-image=FULL --binlog-row-metadata=FULL --server-id=1 --user=root \
-      --pid-file="$dir/pid" --log-error="$dir/err.log" --skip-name-resolve \
-      --innodb-buffer-pool-size=128M --innodb-flush-log-at-trx-commit=2 --sync-binlog=0 \
-      --max-connections=200 "$@" </dev/null >/dev/null 2>&1 &
-    pid=$!
-    echo "$pid" >"$dir/launch.pid"
     up=0
-    for i in $(seq 1 150); do # 30 s
-      if client "$port" -e 'select 1' >/dev/null 2>&1; then up=1; break; fi
-      alive "$pid" || break # died: no point waiting
-      sleep 0.2
-    done
+    launch "$dir" "$port" "$@" && up=1
     [[ $up == 1 ]] && break
     if ! alive "$pid" && grep -q "Address already in use" "$dir/err.log"; then
       log "port $port was taken meanwhile; retrying"
@@ -141,5 +163,9 @@ case "${1:-}" in
     [[ -d "$2" ]] || { log "no such dir $2"; exit 0; }
     stop_server "$(cd "$2" && pwd)"
     ;;
-  *) die "usage: $0 start DIR [mariadbd args...] | stop DIR" ;;
+  restart)
+    [[ $# -eq 2 ]] || die "usage: $0 restart DIR"
+    restart_server "$(cd "$2" && pwd)"
+    ;;
+  *) die "usage: $0 start DIR [mariadbd args...] | stop DIR | restart DIR" ;;
 esac

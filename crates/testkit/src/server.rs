@@ -69,6 +69,13 @@ impl MariaDb {
         }
     }
 
+    /// Stops the server and starts it again on the same data and port (blocking), so clients
+    /// see a real server restart.
+    pub fn restart(&self) {
+        let out = Command::new("bash").arg(script()).arg("restart").arg(self.dir.path()).output().expect("run mariadb-test-server.sh");
+        assert!(out.status.success(), "restart failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// The server's directory (data/, err.log, pid, sock).
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -1,0 +1,178 @@
+//! Crash recovery: `kill -9` at random moments during snapshot and streaming while a workload
+//! runs, a server restart mid-stream, and a purged resume point. After recovery the events
+//! file must hold every change exactly once (seqs 0..n, no gap, no repeat), and replaying it
+//! must rebuild the source table exactly.
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{config_text, eventually, op, seq, Workdir};
+use mysql_async::prelude::Queryable;
+use rand::{Rng, SeedableRng};
+use serde_json::Value as Json;
+use sluice_testkit::MariaDb;
+
+type Table = BTreeMap<i64, (Option<i64>, Option<String>)>;
+
+fn key_of(image: &Json) -> i64 {
+    image["id"].as_i64().unwrap_or_else(|| panic!("no id in {image}"))
+}
+
+fn cols(image: &Json) -> (Option<i64>, Option<String>) {
+    (image["v"].as_i64(), image["note"].as_str().map(str::to_string))
+}
+
+/// Seqs are exactly 0..n in file order; then the events, applied in order, give the table.
+fn replay(events: &[Json]) -> Table {
+    let seqs: Vec<u64> = events.iter().map(seq).collect();
+    let expected: Vec<u64> = (0..events.len() as u64).collect();
+    if seqs != expected {
+        let dup = seqs.windows(2).find(|w| w[1] != w[0] + 1);
+        panic!("seqs are not 0..{} without gaps or repeats (first break: {dup:?})", events.len());
+    }
+    let mut t = Table::new();
+    for e in events {
+        match op(e) {
+            "r" | "c" => {
+                t.insert(key_of(&e["after"]), cols(&e["after"]));
+            }
+            "u" => {
+                t.remove(&key_of(&e["before"]));
+                t.insert(key_of(&e["after"]), cols(&e["after"]));
+            }
+            "d" => {
+                t.remove(&key_of(&e["before"]));
+            }
+            other => panic!("unexpected op {other}"),
+        }
+    }
+    t
+}
+
+async fn source_table(db: &MariaDb) -> Table {
+    let mut conn = db.root_conn().await;
+    let rows: Vec<(i64, Option<i64>, Option<String>)> = conn.query("SELECT id, v, note FROM shop.acct").await.unwrap();
+    rows.into_iter().map(|(id, v, n)| (id, (v, n))).collect()
+}
+
+/// Random transactions (inserts, updates, key-changing updates, deletes) until `stop`.
+fn workload(db: &MariaDb, stop: Arc<AtomicBool>, seed: u64) -> tokio::task::JoinHandle<u64> {
+    let url = db.root_url();
+    tokio::spawn(async move {
+        let mut conn = sluice_testkit::connect(&url).await;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut next_id = 1_000_000i64;
+        let mut txs = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let mut sql = String::from("START TRANSACTION;");
+            for _ in 0..rng.gen_range(1..6) {
+                let id = rng.gen_range(1..20_000);
+                match rng.gen_range(0..10) {
+                    0..=2 => {
+                        next_id += 1;
+                        sql.push_str(&format!("INSERT INTO shop.acct VALUES ({next_id}, {id}, 'n{id}');"));
+                    }
+                    3..=6 => sql.push_str(&format!("UPDATE shop.acct SET v = v + 1, note = 'u{txs}' WHERE id = {id};")),
+                    7 => {
+                        next_id += 1;
+                        sql.push_str(&format!("UPDATE shop.acct SET id = {next_id} WHERE id = {id};"));
+                    }
+                    _ => sql.push_str(&format!("DELETE FROM shop.acct WHERE id = {id};")),
+                }
+            }
+            sql.push_str("COMMIT;");
+            conn.query_drop(sql).await.expect("workload transaction");
+            txs += 1;
+        }
+        txs
+    })
+}
+
+async fn seed_table(db: &MariaDb, rows: i64) {
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.acct (id BIGINT PRIMARY KEY, v BIGINT, note VARCHAR(32))").await;
+    for start in (1..=rows).step_by(5000) {
+        let values: Vec<String> = (start..(start + 5000).min(rows + 1)).map(|i| format!("({i}, {i}, 'seed{i}')")).collect();
+        db.exec(&format!("INSERT INTO shop.acct VALUES {}", values.join(","))).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_snapshot_and_stream_loses_and_repeats_nothing() {
+    let db = MariaDb::start();
+    seed_table(&db, 20_000).await;
+    let w = Workdir::with_config(&config_text(&db.url(), 6401, "[snapshot]\nchunk_size = 1000\n"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = workload(&db, stop.clone(), 7);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut kills = 0;
+    for round in 0..6 {
+        let mut bg = w.spawn(&format!("run{round}"), "run", &[]);
+        // Early rounds land inside the snapshot, later ones in the stream.
+        let wait_ms = if round < 3 { rng.gen_range(100..700) } else { rng.gen_range(300..1500) };
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        bg.assert_running();
+        let status = std::process::Command::new("kill").arg("-9").arg(bg.pid().to_string()).status().unwrap();
+        assert!(status.success());
+        let _ = bg.wait().await;
+        kills += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let txs = writer.await.unwrap();
+    assert!(txs > 50, "the workload ran only {txs} transactions");
+    let out = w.run_once().await;
+    let events = w.events();
+    let expected = source_table(&db).await;
+    let got = replay(&events);
+    assert_eq!(got.len(), expected.len(), "row count after {kills} kill -9 (stderr of last run:\n{})", out.stderr);
+    assert!(got == expected, "replayed events differ from the source table");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_mid_stream_reconnects_and_resumes() {
+    let db = MariaDb::start();
+    seed_table(&db, 100).await;
+    let w = Workdir::for_url(&db.url());
+    let mut bg = w.spawn("run", "run", &[]);
+    eventually("snapshot delivered", || w.events().len() >= 100).await;
+    db.exec("INSERT INTO shop.acct VALUES (5001, 1, 'before restart')").await;
+    eventually("insert before restart delivered", || w.events().len() >= 101).await;
+    db.restart();
+    bg.assert_running();
+    db.exec("INSERT INTO shop.acct VALUES (5002, 2, 'after restart'); UPDATE shop.acct SET v = 9 WHERE id = 1").await;
+    eventually("changes after restart delivered", || w.events().len() >= 103).await;
+    bg.sigterm();
+    let out = bg.wait().await;
+    assert_eq!(out.code, Some(0), "run did not exit cleanly:\n{out}");
+    assert!(out.stderr.contains("reconnecting"), "no reconnect logged:\n{}", out.stderr);
+    assert!(replay(&w.events()) == source_table(&db).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purged_resume_point_is_a_clear_error() {
+    let db = MariaDb::start();
+    seed_table(&db, 10).await;
+    let w = Workdir::for_url(&db.url());
+    w.run_once().await;
+    db.exec("INSERT INTO shop.acct VALUES (11, 1, 'x'); FLUSH BINARY LOGS; INSERT INTO shop.acct VALUES (12, 1, 'y'); FLUSH BINARY LOGS").await;
+    let mut conn = db.root_conn().await;
+    let current: (String, u64) = conn.query_first("SHOW MASTER STATUS").await.unwrap().map(|r: mysql_async::Row| (r.get(0).unwrap(), r.get(1).unwrap())).unwrap();
+    // MariaDB keeps a file until InnoDB has checkpointed past it: retry the purge.
+    let purged = |files: &[String]| !files.iter().any(|f| f.ends_with(".000001"));
+    for _ in 0..300 {
+        conn.query_drop(format!("PURGE BINARY LOGS TO '{}'", current.0)).await.unwrap();
+        let files: Vec<String> = conn.query_map("SHOW BINARY LOGS", |r: mysql_async::Row| r.get::<String, _>(0).unwrap()).await.unwrap();
+        if purged(&files) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = std::fs::read(w.events_path()).unwrap();
+    let out = w.sluice("run", &["--once"]).await;
+    assert_eq!(out.code, Some(1), "{out}");
+    let err = out.all();
+    assert!(err.contains("no longer on the server") && err.contains("mode = \"always\""), "{err}");
+    assert_eq!(std::fs::read(w.events_path()).unwrap(), before, "events file changed on a failed resume");
+}
