@@ -210,7 +210,8 @@ impl<'a> BinlogReader<'a> {
             }
             // Between transactions every event end is a safe resume point; moving there lets
             // `--once` see that it reached the end even when the last events are not commits.
-            if !tx.open && end_pos > cursor.committed.binlog.pos && cursor.committed.binlog.file == file && pending.is_empty() {
+            let is_rotate = raw_type == EventType::ROTATE_EVENT as u8;
+            if !is_rotate && !tx.open && end_pos > cursor.committed.binlog.pos && cursor.committed.binlog.file == file && pending.is_empty() {
                 cursor.committed.binlog.pos = end_pos;
             }
             if out.is_closed() {
