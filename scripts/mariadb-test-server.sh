@@ -81,7 +81,10 @@ launch() {
   local dir=$1 port=$2 pid i
   shift 2
   : >"$dir/err.log"
-  mariadbd --no-defaults --datadir="$dir/data" --socket="$dir/sock" --port="$port" \
+  # A private tmpdir: every mariadbd deletes #sql* files in its tmpdir at start, which crashes
+  # other servers sharing /tmp.
+  mkdir -p "$dir/tmp"
+  mariadbd --no-defaults --tmpdir="$dir/tmp" --datadir="$dir/data" --socket="$dir/sock" --port="$port" \
     --bind-address=127.0.0.1 --log-bin="$dir/data/mysql-bin" --binlog-format=ROW \
     --binlog-row-image=FULL --binlog-row-metadata=FULL --server-id=1 --user=root \
     --pid-file="$dir/pid" --log-error="$dir/err.log" --skip-name-resolve \

@@ -76,6 +76,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run SQL over the lake: every captured table is `db.t` (current state) and `db.t__changes`
+    /// (changelog with _cdc_op, _cdc_ts, _cdc_seq, _cdc_tx, _cdc_date).
+    Query {
+        #[arg(short, long, default_value = "sluice.toml")]
+        config: PathBuf,
+        /// The SQL statement, e.g. "SELECT * FROM demo.users LIMIT 10".
+        sql: String,
+        #[arg(long, value_enum, default_value_t = cmd::query::Format::Table)]
+        format: cmd::query::Format,
+    },
+    /// Compare the source tables with the lake's current state (counts, checksums, differing
+    /// keys); exit 1 on any mismatch.
+    Validate {
+        #[arg(short, long, default_value = "sluice.toml")]
+        config: PathBuf,
+        /// Only this table (`db.table`).
+        #[arg(long)]
+        table: Option<String>,
+    },
+    /// Lake utilities.
+    Lake {
+        #[command(subcommand)]
+        command: LakeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LakeCommand {
+    /// Print the statements that register the lake tables in Athena (Glue catalog) or Trino.
+    Ddl {
+        #[arg(short, long, default_value = "sluice.toml")]
+        config: PathBuf,
+        #[arg(long, value_enum)]
+        engine: cmd::lake::Engine,
+    },
 }
 
 fn main() -> ExitCode {
@@ -94,6 +129,9 @@ fn main() -> ExitCode {
             Command::Check { config } => cmd::check::run(&config).await,
             Command::Tail { config, from, limit, table, format } => cmd::tail::run(&config, from, limit, table, format).await,
             Command::Status { config, json } => cmd::status::run(&config, json).await,
+            Command::Query { config, sql, format } => cmd::query::run(&config, &sql, format).await,
+            Command::Validate { config, table } => cmd::validate::run(&config, table.as_deref()).await,
+            Command::Lake { command: LakeCommand::Ddl { config, engine } } => cmd::lake::ddl(&config, engine).await,
         }
     });
     match result {

@@ -156,9 +156,11 @@ async fn purged_resume_point_is_a_clear_error() {
     seed_table(&db, 10).await;
     let w = Workdir::for_url(&db.url());
     w.run_once().await;
-    db.exec("INSERT INTO shop.acct VALUES (11, 1, 'x'); FLUSH BINARY LOGS; INSERT INTO shop.acct VALUES (12, 1, 'y'); FLUSH BINARY LOGS").await;
+    db.exec("INSERT INTO shop.acct VALUES (11, 1, 'x'); FLUSH BINARY LOGS; INSERT INTO shop.acct VALUES (12, 1, 'y'); FLUSH BINARY LOGS")
+        .await;
     let mut conn = db.root_conn().await;
-    let current: (String, u64) = conn.query_first("SHOW MASTER STATUS").await.unwrap().map(|r: mysql_async::Row| (r.get(0).unwrap(), r.get(1).unwrap())).unwrap();
+    let current: (String, u64) =
+        conn.query_first("SHOW MASTER STATUS").await.unwrap().map(|r: mysql_async::Row| (r.get(0).unwrap(), r.get(1).unwrap())).unwrap();
     // MariaDB keeps a file until InnoDB has checkpointed past it: retry the purge.
     let purged = |files: &[String]| !files.iter().any(|f| f.ends_with(".000001"));
     for _ in 0..300 {

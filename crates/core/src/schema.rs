@@ -28,25 +28,43 @@ impl fmt::Display for TableId {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SqlType {
     /// Integer of `bits` (8, 16, 24, 32, 64), signed or not.
-    Int { bits: u8, unsigned: bool },
-    Decimal { precision: u8, scale: u8 },
+    Int {
+        bits: u8,
+        unsigned: bool,
+    },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     Float,
     Double,
     Date,
     /// DATETIME(n): wall clock without zone.
-    DateTime { fsp: u8 },
+    DateTime {
+        fsp: u8,
+    },
     /// TIMESTAMP(n): an instant, carried in UTC.
-    Timestamp { fsp: u8 },
-    Time { fsp: u8 },
+    Timestamp {
+        fsp: u8,
+    },
+    Time {
+        fsp: u8,
+    },
     Year,
     /// CHAR/VARCHAR/TEXT, decoded from the column's charset.
     Text,
-    Enum { labels: Vec<String> },
-    Set { labels: Vec<String> },
+    Enum {
+        labels: Vec<String>,
+    },
+    Set {
+        labels: Vec<String>,
+    },
     Json,
     /// BINARY/VARBINARY/BLOB.
     Binary,
-    Bit { bits: u16 },
+    Bit {
+        bits: u16,
+    },
     Geometry,
 }
 

@@ -66,12 +66,8 @@ impl StateStore {
     pub fn open_locked(dir: &Path) -> Result<Self> {
         fs::create_dir_all(dir).map_err(|e| io_err(dir, "create the state directory", e))?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| io_err(&lock_path, "open", e))?;
+        let lock =
+            OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| io_err(&lock_path, "open", e))?;
         if lock.try_lock().is_err() {
             return Err(SluiceError::permanent(format!(
                 "another sluice process is running with state dir {}; stop it first or use another [state] dir",

@@ -21,13 +21,7 @@ impl Lines {
     pub(crate) fn new(file: File, from: TailFrom) -> io::Result<Self> {
         let len = file.metadata()?.len();
         let reader = BufReader::with_capacity(256 * 1024, file);
-        let mut lines = Self {
-            reader,
-            pos: 0,
-            buf: Vec::new(),
-            handed_out: false,
-            skip_partial: false,
-        };
+        let mut lines = Self { reader, pos: 0, buf: Vec::new(), handed_out: false, skip_partial: false };
         if from == TailFrom::Latest {
             lines.seek_to(len)?;
         }

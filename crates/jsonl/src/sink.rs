@@ -46,23 +46,13 @@ struct Output {
 impl JsonlSink {
     pub fn new(cfg: &JsonlSinkConfig) -> Self {
         let path = (cfg.path != "-").then(|| PathBuf::from(&cfg.path));
-        Self {
-            path,
-            format: cfg.format,
-            out: None,
-            len: 0,
-            broken: false,
-            line: Vec::with_capacity(1024),
-        }
+        Self { path, format: cfg.format, out: None, len: 0, broken: false, line: Vec::with_capacity(1024) }
     }
 }
 
 /// How messages name the output.
 fn describe(path: &Option<PathBuf>) -> String {
-    path.as_ref().map_or_else(
-        || "standard output".to_string(),
-        |p| format!("events file {}", p.display()),
-    )
+    path.as_ref().map_or_else(|| "standard output".to_string(), |p| format!("events file {}", p.display()))
 }
 
 #[async_trait]
@@ -76,20 +66,14 @@ impl Sink for JsonlSink {
         self.out = None;
         self.broken = false;
         let Some(path) = &self.path else {
-            let writer = BufWriter::with_capacity(
-                BUF_CAPACITY,
-                Box::new(io::stdout()) as Box<dyn Write + Send>,
-            );
+            let writer = BufWriter::with_capacity(BUF_CAPACITY, Box::new(io::stdout()) as Box<dyn Write + Send>);
             self.out = Some(Output { writer, sync: None });
             self.len = 0;
             return Ok(());
         };
         let (file, len) = open_file(path, committed_bytes(committed.as_ref())?)?;
         let sync = Arc::new(file.try_clone().map_err(|e| io_err(path, "open", e))?);
-        self.out = Some(Output {
-            writer: BufWriter::with_capacity(BUF_CAPACITY, Box::new(file)),
-            sync: Some(sync),
-        });
+        self.out = Some(Output { writer: BufWriter::with_capacity(BUF_CAPACITY, Box::new(file)), sync: Some(sync) });
         self.len = len;
         Ok(())
     }
@@ -97,15 +81,11 @@ impl Sink for JsonlSink {
     async fn write(&mut self, events: &[ChangeEvent]) -> Result<()> {
         let Some(out) = self.out.as_mut() else {
             let what = describe(&self.path);
-            return Err(SluiceError::permanent(format!(
-                "the jsonl sink wrote to {what} before it was opened"
-            )));
+            return Err(SluiceError::permanent(format!("the jsonl sink wrote to {what} before it was opened")));
         };
         if self.broken {
             let what = describe(&self.path);
-            return Err(SluiceError::transient(format!(
-                "an earlier write to {what} failed; restart to resume from the last checkpoint"
-            )));
+            return Err(SluiceError::transient(format!("an earlier write to {what} failed; restart to resume from the last checkpoint")));
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
         match write_lines(&mut out.writer, &mut self.line, events, self.format, now_ms) {
@@ -136,9 +116,7 @@ impl Sink for JsonlSink {
         // After a failed write the buffer may hold part of a line: leave it there. Everything
         // up to the marks taken before the failure already reached the OS and is synced below.
         if !self.broken {
-            out.writer.flush().map_err(|e| {
-                classify(e.kind(), format!("cannot write to {what}: {e}")).with_source(e)
-            })?;
+            out.writer.flush().map_err(|e| classify(e.kind(), format!("cannot write to {what}: {e}")).with_source(e))?;
         }
         let Some(file) = out.sync.clone() else {
             return Ok(());
@@ -151,13 +129,7 @@ impl Sink for JsonlSink {
 }
 
 /// Encodes and buffers `events`, then hands them to the OS. Returns the bytes written.
-fn write_lines(
-    w: &mut impl Write,
-    line: &mut Vec<u8>,
-    events: &[ChangeEvent],
-    format: EventFormat,
-    now_ms: i64,
-) -> io::Result<u64> {
+fn write_lines(w: &mut impl Write, line: &mut Vec<u8>, events: &[ChangeEvent], format: EventFormat, now_ms: i64) -> io::Result<u64> {
     let mut n = 0;
     for ev in events {
         line.clear();
@@ -191,17 +163,11 @@ fn open_file(path: &Path, committed: Option<u64>) -> Result<(File, u64)> {
         fs::create_dir_all(dir).map_err(|e| io_err(dir, "create the directory", e))?;
     }
     let existed = path.exists();
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| io_err(path, "open", e))?;
+    let file = OpenOptions::new().append(true).create(true).open(path).map_err(|e| io_err(path, "open", e))?;
     if !existed {
         // Make the new directory entry durable, or a power loss could lose the whole file while
         // the state says it holds N bytes.
-        File::open(dir.unwrap_or(Path::new(".")))
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_err(path, "fsync the directory of", e))?;
+        File::open(dir.unwrap_or(Path::new("."))).and_then(|d| d.sync_all()).map_err(|e| io_err(path, "fsync the directory of", e))?;
     }
     let len = file.metadata().map_err(|e| io_err(path, "stat", e))?.len();
     let p = path.display();
@@ -234,11 +200,9 @@ fn io_err(path: &Path, what: &str, e: io::Error) -> SluiceError {
 fn classify(kind: io::ErrorKind, message: String) -> SluiceError {
     use io::ErrorKind as K;
     match kind {
-        K::PermissionDenied
-        | K::ReadOnlyFilesystem
-        | K::IsADirectory
-        | K::NotADirectory
-        | K::InvalidInput => SluiceError::permanent(message),
+        K::PermissionDenied | K::ReadOnlyFilesystem | K::IsADirectory | K::NotADirectory | K::InvalidInput => {
+            SluiceError::permanent(message)
+        }
         _ => SluiceError::transient(message),
     }
 }

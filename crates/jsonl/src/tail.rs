@@ -57,12 +57,7 @@ impl Default for TailOptions {
 ///
 /// File reads are plain blocking reads between async sleeps: meant for a CLI command, not for a
 /// runtime shared with latency-sensitive work. A closed `out` (`| head`) ends it quietly.
-pub async fn tail(
-    path: &Path,
-    file_format: EventFormat,
-    opts: &TailOptions,
-    out: &mut impl Write,
-) -> Result<usize> {
+pub async fn tail(path: &Path, file_format: EventFormat, opts: &TailOptions, out: &mut impl Write) -> Result<usize> {
     let filter = Filter::new(file_format, opts)?;
     if opts.limit == Some(0) {
         return Ok(0);
@@ -77,10 +72,7 @@ pub async fn tail(
                 from = TailFrom::Earliest;
                 tokio::time::sleep(poll).await;
             }
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("cannot open events file {}", path.display()))
-            }
+            Err(e) => return Err(e).with_context(|| format!("cannot open events file {}", path.display())),
         }
     };
     let reading = || format!("cannot read events file {}", path.display());
@@ -99,9 +91,7 @@ pub async fn tail(
             lines.check_rewritten().with_context(reading)?;
             continue;
         };
-        let rendered = filter
-            .render(line)
-            .with_context(|| format!("line at byte {offset} of {}", path.display()))?;
+        let rendered = filter.render(line).with_context(|| format!("line at byte {offset} of {}", path.display()))?;
         let Some(rendered) = rendered else { continue };
         if quiet_pipe(out.write_all(&rendered))? {
             return Ok(printed);
@@ -141,17 +131,8 @@ impl Filter {
             (EventFormat::Debezium, EventFormat::Dms) => true,
             _ => false,
         };
-        let table = opts
-            .table
-            .as_deref()
-            .map(TablePattern::parse)
-            .transpose()
-            .map_err(anyhow::Error::msg)?;
-        Ok(Self {
-            file_format,
-            table,
-            to_dms,
-        })
+        let table = opts.table.as_deref().map(TablePattern::parse).transpose().map_err(anyhow::Error::msg)?;
+        Ok(Self { file_format, table, to_dms })
     }
 
     /// The output line (with its '\n') for `line`, or `None` when it is filtered out. Messages
@@ -183,12 +164,7 @@ impl Filter {
     }
 
     fn matches(&self, db: &Json, table: &Json) -> bool {
-        self.table.as_ref().is_none_or(|p| {
-            p.matches(
-                db.as_str().unwrap_or_default(),
-                table.as_str().unwrap_or_default(),
-            )
-        })
+        self.table.as_ref().is_none_or(|p| p.matches(db.as_str().unwrap_or_default(), table.as_str().unwrap_or_default()))
     }
 }
 

@@ -89,7 +89,12 @@ impl<'a> BinlogReader<'a> {
 
     /// Opens a replication connection at `cursor.committed` and streams until the channel
     /// closes, `until` is reached, or an error.
-    pub async fn stream(&mut self, cursor: &mut Cursor, out: &mpsc::Sender<SourceMsg>, until: Option<&BinlogPos>) -> Result<StreamEnd, SluiceError> {
+    pub async fn stream(
+        &mut self,
+        cursor: &mut Cursor,
+        out: &mpsc::Sender<SourceMsg>,
+        until: Option<&BinlogPos>,
+    ) -> Result<StreamEnd, SluiceError> {
         let mut stream = self.open(&cursor.committed.binlog).await?;
         let mut file = cursor.committed.binlog.file.clone();
         let mut pending: Vec<ChangeEvent> = Vec::new();
@@ -211,7 +216,8 @@ impl<'a> BinlogReader<'a> {
             // Between transactions every event end is a safe resume point; moving there lets
             // `--once` see that it reached the end even when the last events are not commits.
             let is_rotate = raw_type == EventType::ROTATE_EVENT as u8;
-            if !is_rotate && !tx.open && end_pos > cursor.committed.binlog.pos && cursor.committed.binlog.file == file && pending.is_empty() {
+            if !is_rotate && !tx.open && end_pos > cursor.committed.binlog.pos && cursor.committed.binlog.file == file && pending.is_empty()
+            {
                 cursor.committed.binlog.pos = end_pos;
             }
             if out.is_closed() {
@@ -263,7 +269,12 @@ impl<'a> BinlogReader<'a> {
     }
 
     /// `Some` when the stream should end here; sends `CaughtUp` once when the target is reached.
-    async fn check_reached(&mut self, cursor: &mut Cursor, out: &mpsc::Sender<SourceMsg>, until: Option<&BinlogPos>) -> Result<Option<StreamEnd>, SluiceError> {
+    async fn check_reached(
+        &mut self,
+        cursor: &mut Cursor,
+        out: &mpsc::Sender<SourceMsg>,
+        until: Option<&BinlogPos>,
+    ) -> Result<Option<StreamEnd>, SluiceError> {
         if let Some(target) = &cursor.caught_up_at {
             if cursor.committed.binlog >= *target {
                 cursor.caught_up_at = None;
@@ -322,11 +333,7 @@ fn mariadb_gtid(ev: &Event) -> Tx {
     let domain = u32::from_le_bytes(d[8..12].try_into().unwrap_or_default());
     let flags = d[12];
     // Flag 1 (standalone): no BEGIN/COMMIT follows, the next statement is the transaction.
-    Tx {
-        open: flags & 1 == 0,
-        start: 0,
-        gtid: Some(format!("{domain}-{}-{seq}", ev.header().server_id())),
-    }
+    Tx { open: flags & 1 == 0, start: 0, gtid: Some(format!("{domain}-{}-{seq}", ev.header().server_id())) }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -350,7 +357,8 @@ fn decode_rows(
         _ => Op::Update,
     };
     for row in re.rows(tme) {
-        let (before, after) = row.map_err(|e| SluiceError::permanent(format!("cannot decode a row of {id} at {}:{}: {e}", info.file, info.pos)))?;
+        let (before, after) =
+            row.map_err(|e| SluiceError::permanent(format!("cannot decode a row of {id} at {}:{}: {e}", info.file, info.pos)))?;
         let seq = cursor.seq;
         cursor.seq += 1;
         if seq < cursor.sent_below {
@@ -383,7 +391,9 @@ fn to_row(mut r: BinlogRow, layout: &Layout) -> Result<Row, SluiceError> {
     }
     (0..r.len())
         .map(|i| {
-            let v = r.take(i).ok_or_else(|| SluiceError::permanent(format!("column {} of {id} missing from the row image", layout.schema.columns[i].name)))?;
+            let v = r.take(i).ok_or_else(|| {
+                SluiceError::permanent(format!("column {} of {id} missing from the row image", layout.schema.columns[i].name))
+            })?;
             from_binlog(&layout.types[i], &layout.codecs[i], v)
                 .map_err(|e| SluiceError::permanent(format!("cannot decode column {}.{}: {}", id, layout.schema.columns[i].name, e.0)))
         })

@@ -40,7 +40,12 @@ pub async fn check(cfg: &Config) -> Vec<CheckItem> {
             c
         }
         Err(e) => {
-            items.push(CheckItem::new("connection", Status::Fail, e.message, "check host, port, user and password in [source] url, and that the server is running"));
+            items.push(CheckItem::new(
+                "connection",
+                Status::Fail,
+                e.message,
+                "check host, port, user and password in [source] url, and that the server is running",
+            ));
             return items;
         }
     };
@@ -50,19 +55,34 @@ pub async fn check(cfg: &Config) -> Vec<CheckItem> {
     let log_bin = get(&mut conn, var("log_bin")).await;
     items.push(match log_bin.as_deref() {
         Some("1") | Some("ON") => CheckItem::ok("log_bin", "ON"),
-        other => CheckItem::new("log_bin", Status::Fail, format!("log_bin is {}", other.unwrap_or("unknown")), "start the server with --log-bin (e.g. log_bin = mysql-bin in my.cnf) and restart it"),
+        other => CheckItem::new(
+            "log_bin",
+            Status::Fail,
+            format!("log_bin is {}", other.unwrap_or("unknown")),
+            "start the server with --log-bin (e.g. log_bin = mysql-bin in my.cnf) and restart it",
+        ),
     });
     let format = get(&mut conn, var("binlog_format")).await.unwrap_or_default();
     items.push(if format.eq_ignore_ascii_case("ROW") {
         CheckItem::ok("binlog_format", "ROW")
     } else {
-        CheckItem::new("binlog_format", Status::Fail, format!("binlog_format is {format}"), "SET GLOBAL binlog_format = 'ROW' (and binlog_format = ROW in my.cnf so it survives a restart)")
+        CheckItem::new(
+            "binlog_format",
+            Status::Fail,
+            format!("binlog_format is {format}"),
+            "SET GLOBAL binlog_format = 'ROW' (and binlog_format = ROW in my.cnf so it survives a restart)",
+        )
     });
     let image = get(&mut conn, var("binlog_row_image")).await.unwrap_or_default();
     items.push(if image.eq_ignore_ascii_case("FULL") {
         CheckItem::ok("binlog_row_image", "FULL")
     } else {
-        CheckItem::new("binlog_row_image", Status::Fail, format!("binlog_row_image is {image}"), "SET GLOBAL binlog_row_image = 'FULL' (and in my.cnf): sluice needs every column of before and after images")
+        CheckItem::new(
+            "binlog_row_image",
+            Status::Fail,
+            format!("binlog_row_image is {image}"),
+            "SET GLOBAL binlog_row_image = 'FULL' (and in my.cnf): sluice needs every column of before and after images",
+        )
     });
     let meta = get(&mut conn, var("binlog_row_metadata")).await;
     items.push(match meta.as_deref() {
@@ -77,7 +97,12 @@ pub async fn check(cfg: &Config) -> Vec<CheckItem> {
     });
     let server_id = get(&mut conn, var("server_id")).await.unwrap_or_default();
     items.push(if server_id == cfg.source.server_id.to_string() {
-        CheckItem::new("server_id", Status::Fail, format!("[source] server_id {server_id} is the server's own id"), "choose another [source] server_id, unique among the server and its replicas")
+        CheckItem::new(
+            "server_id",
+            Status::Fail,
+            format!("[source] server_id {server_id} is the server's own id"),
+            "choose another [source] server_id, unique among the server and its replicas",
+        )
     } else {
         match replica_ids(&mut conn).await {
             Some(ids) if ids.contains(&cfg.source.server_id.get()) => CheckItem::new(
@@ -117,14 +142,26 @@ pub async fn check(cfg: &Config) -> Vec<CheckItem> {
         CheckItem::new(
             "privileges",
             Status::Fail,
-            format!("missing {}{}", missing.join(", "), if unreadable.is_empty() { String::new() } else { format!(" (cannot read {})", unreadable.join(", ")) }),
+            format!(
+                "missing {}{}",
+                missing.join(", "),
+                if unreadable.is_empty() { String::new() } else { format!(" (cannot read {})", unreadable.join(", ")) }
+            ),
             format!("GRANT SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the user of {user}"),
         )
     });
     items.push(if tables.is_empty() {
-        CheckItem::new("tables", Status::Warn, "no existing table matches [source] tables", "check the patterns; tables created later are captured when they appear")
+        CheckItem::new(
+            "tables",
+            Status::Warn,
+            "no existing table matches [source] tables",
+            "check the patterns; tables created later are captured when they appear",
+        )
     } else {
-        CheckItem::ok("tables", format!("{} table(s): {}", tables.len(), tables.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")))
+        CheckItem::ok(
+            "tables",
+            format!("{} table(s): {}", tables.len(), tables.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")),
+        )
     });
     if fl == Flavor::MySql && cfg.snapshot.mode != sluice_core::config::SnapshotMode::Never {
         items.push(CheckItem::new(

@@ -48,17 +48,19 @@ pub fn from_binlog(ty: &SqlType, codec: &ColumnCodec, v: BinlogValue<'_>) -> R {
             let json: serde_json::Value = j.try_into().map_err(|_| DecodeError("bad binary JSON"))?;
             return Ok(Value::Json(json.to_string()));
         }
-        BinlogValue::JsonDiff(_) => {
-            return Err(DecodeError("partial JSON update; set binlog_row_value_options='' on the server"))
-        }
+        BinlogValue::JsonDiff(_) => return Err(DecodeError("partial JSON update; set binlog_row_value_options='' on the server")),
     };
     if v == My::NULL {
         return Ok(Value::Null);
     }
     match (ty, v) {
-        (SqlType::Int { unsigned: true, .. }, My::Int(i)) => Ok(Value::UInt(i as u64)),
+        // mysql_common decodes an integer as signed when the table map carries no signedness
+        // (binlog_row_metadata=NO_LOG, MariaDB's default): keep only the column's own bits.
+        (SqlType::Int { unsigned: true, bits }, My::Int(i)) => Ok(Value::UInt(i as u64 & int_mask(*bits))),
         (SqlType::Int { unsigned: true, .. }, My::UInt(u)) => Ok(Value::UInt(u)),
-        (SqlType::Int { .. }, My::Int(i)) => Ok(Value::Int(i)),
+        // ... and never sign-extends a MEDIUMINT (24 bits): -1 arrives as 16777215. Sign-extend
+        // from the column's width (a no-op for values it did decode correctly).
+        (SqlType::Int { bits, .. }, My::Int(i)) => Ok(Value::Int(sign_extend(i, *bits))),
         (SqlType::Int { .. }, My::UInt(u)) => Ok(Value::Int(u as i64)),
         (SqlType::Float, My::Float(f)) => Ok(Value::Float(f)),
         (SqlType::Double, My::Double(d)) => Ok(Value::Double(d)),
@@ -94,8 +96,29 @@ pub fn from_binlog(ty: &SqlType, codec: &ColumnCodec, v: BinlogValue<'_>) -> R {
             Ok(Value::Bytes(b))
         }
         (SqlType::Bit { .. } | SqlType::Geometry, My::Bytes(b)) => Ok(Value::Bytes(b)),
-        _ => Err(DecodeError("binlog value does not match the column type (schema changed?)")),
+        _ => Err(DecodeError(
+            "the binlog value does not match the column's type: the table changed after this binlog position and the \
+             binlog has no column metadata; set binlog_row_metadata=FULL on the server",
+        )),
     }
+}
+
+/// The low `bits` bits (all 64 for BIGINT).
+fn int_mask(bits: u8) -> u64 {
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
+}
+
+/// `v`'s low `bits` bits read as a two's-complement number of that width.
+fn sign_extend(v: i64, bits: u8) -> i64 {
+    if bits == 0 || bits >= 64 {
+        return v;
+    }
+    let shift = 64 - u32::from(bits);
+    (v << shift) >> shift
 }
 
 fn enum_label(labels: &[String], idx: i64) -> String {
@@ -167,7 +190,6 @@ fn parse_epoch(b: &[u8]) -> Option<Value> {
     Some(if secs == 0 && us == 0 { Value::ZeroDate } else { Value::Timestamp(secs * 1_000_000 + us) })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,8 +217,28 @@ mod tests {
     fn enums_sets_and_years() {
         let c = ColumnCodec { charset: Charset::Utf8, pad_to: None };
         let labels = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-        assert_eq!(from_binlog(&SqlType::Enum { labels: labels.clone() }, &c, BinlogValue::Value(My::Int(2))).unwrap(), Value::Text("b".into()));
-        assert_eq!(from_binlog(&SqlType::Set { labels }, &c, BinlogValue::Value(My::Bytes(vec![0b101]))).unwrap(), Value::Text("a,c".into()));
+        assert_eq!(
+            from_binlog(&SqlType::Enum { labels: labels.clone() }, &c, BinlogValue::Value(My::Int(2))).unwrap(),
+            Value::Text("b".into())
+        );
+        assert_eq!(
+            from_binlog(&SqlType::Set { labels }, &c, BinlogValue::Value(My::Bytes(vec![0b101]))).unwrap(),
+            Value::Text("a,c".into())
+        );
         assert_eq!(from_binlog(&SqlType::Year, &c, BinlogValue::Value(My::Bytes(b"1900".to_vec()))).unwrap(), Value::Year(0));
+    }
+
+    #[test]
+    fn integers_keep_their_column_width() {
+        let c = ColumnCodec { charset: Charset::Utf8, pad_to: None };
+        let int = |bits, unsigned, v| from_binlog(&SqlType::Int { bits, unsigned }, &c, BinlogValue::Value(v)).unwrap();
+        // MEDIUMINT -1 as mysql_common delivers it (not sign-extended).
+        assert_eq!(int(24, false, My::Int(0xFF_FFFF)), Value::Int(-1));
+        assert_eq!(int(24, false, My::Int(8_388_607)), Value::Int(8_388_607));
+        assert_eq!(int(8, false, My::Int(-128)), Value::Int(-128));
+        // Unsigned columns decoded as signed (no signedness in the table map).
+        assert_eq!(int(8, true, My::Int(-1)), Value::UInt(255));
+        assert_eq!(int(32, true, My::Int(-1)), Value::UInt(4_294_967_295));
+        assert_eq!(int(64, true, My::Int(-1)), Value::UInt(u64::MAX));
     }
 }

@@ -77,8 +77,9 @@ pub fn build(tme: &TableMapEvent<'_>, info: Option<&TableInfo>, collations: &Col
         let charset_name = charset_id.and_then(|c| collations.get(&c)).map(String::as_str);
         let is_binary = charset_name == Some("binary");
         let known = info.and_then(|t| t.schema.columns.iter().find(|c| c.name == name));
-        let ty = tme_type(ct, m, unsigned, is_binary, &mut enums, &mut sets, known.map(|c| &c.ty))
-            .ok_or_else(|| SluiceError::permanent(format!("column {id}.{name} has binlog type {ct:?}, which sluice does not support yet")))?;
+        let ty = tme_type(ct, m, unsigned, is_binary, &mut enums, &mut sets, known.map(|c| &c.ty)).ok_or_else(|| {
+            SluiceError::permanent(format!("column {id}.{name} has binlog type {ct:?}, which sluice does not support yet"))
+        })?;
         let charset = match charset_name {
             Some(cs) => Charset::from_name(cs)
                 .ok_or_else(|| SluiceError::permanent(format!("column {id}.{name} uses character set {cs}, which sluice cannot decode")))?,
@@ -144,8 +145,13 @@ fn tme_type(
         MYSQL_TYPE_JSON => SqlType::Json,
         MYSQL_TYPE_BIT => SqlType::Bit { bits: u16::from(*m.get(1)?) * 8 + u16::from(*m.first()?) },
         MYSQL_TYPE_GEOMETRY => SqlType::Geometry,
-        MYSQL_TYPE_STRING | MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING | MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB
-        | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB => {
+        MYSQL_TYPE_STRING
+        | MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_VAR_STRING
+        | MYSQL_TYPE_BLOB
+        | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB => {
             if is_binary {
                 SqlType::Binary
             } else if known == Some(&SqlType::Json) {

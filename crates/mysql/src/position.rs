@@ -69,7 +69,9 @@ impl MysqlPosition {
 
     pub fn from_json(v: &serde_json::Value) -> Result<Self, SluiceError> {
         serde_json::from_value(v.clone()).map_err(|e| {
-            SluiceError::permanent(format!("the state's source position is not a MySQL position ({e}); was the state dir written by another source?"))
+            SluiceError::permanent(format!(
+                "the state's source position is not a MySQL position ({e}); was the state dir written by another source?"
+            ))
         })
     }
 }

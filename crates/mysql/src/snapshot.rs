@@ -122,11 +122,7 @@ impl Snapshot {
                 }
             }
             let key: Vec<Option<String>> = table.schema.key.iter().map(|&k| text_of(row.as_ref(k))).collect();
-            let mut values = Vec::with_capacity(table.schema.columns.len());
-            for (i, col) in table.schema.columns.iter().enumerate() {
-                let v = row.take(i).unwrap_or(My::NULL);
-                values.push(from_text(&col.ty, v).map_err(|e| SluiceError::permanent(format!("cannot decode column {id}.{}: {}", col.name, e.0)))?);
-            }
+            let values = decode_row(table, &mut row)?;
             batch.push(ChangeEvent {
                 op: Op::Read,
                 schema: table.schema.clone(),
@@ -193,10 +189,20 @@ pub fn quote_ident(s: &str) -> String {
     format!("`{}`", s.replace('`', "``"))
 }
 
+/// A column as the snapshot selects it. The text protocol prints FLOAT with only 6 significant
+/// digits (1.2345678 as "1.23457"), unlike the binlog's exact 4 bytes: widen it to DOUBLE (exact)
+/// so the text round-trips to the same f32.
+fn select_expr(c: &sluice_core::Column) -> String {
+    match c.ty {
+        SqlType::Float => format!("CAST({0} AS DOUBLE) AS {0}", quote_ident(&c.name)),
+        _ => quote_ident(&c.name),
+    }
+}
+
 /// `SELECT cols FROM t [WHERE key > last] ORDER BY key [LIMIT n]`.
 fn select_sql(t: &TableInfo, after: Option<&[Option<String>]>, limit: Option<usize>) -> String {
     let s = &t.schema;
-    let cols = s.columns.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+    let cols = s.columns.iter().map(select_expr).collect::<Vec<_>>().join(", ");
     let mut sql = format!("SELECT {cols} FROM {}.{}", quote_ident(&s.id.db), quote_ident(&s.id.table));
     let Some(limit) = limit else { return sql };
     let keys: Vec<String> = s.key.iter().map(|&k| quote_ident(&s.columns[k].name)).collect();
@@ -232,4 +238,39 @@ fn literal(t: &TableInfo, col: usize, hex: Option<&str>) -> String {
         }
         _ => format!("_utf8mb4 X'{hex}'"),
     }
+}
+
+/// A snapshot row (text protocol) as typed values.
+fn decode_row(table: &TableInfo, row: &mut mysql_async::Row) -> Result<Vec<sluice_core::Value>, SluiceError> {
+    let id = &table.schema.id;
+    let mut values = Vec::with_capacity(table.schema.columns.len());
+    for (i, col) in table.schema.columns.iter().enumerate() {
+        let v = row.take(i).unwrap_or(My::NULL);
+        values.push(from_text(&col.ty, v).map_err(|e| SluiceError::permanent(format!("cannot decode column {id}.{}: {}", col.name, e.0)))?);
+    }
+    Ok(values)
+}
+
+/// Reads every row of `table` now, decoded exactly as the snapshot decodes them, handing
+/// batches of up to 1024 rows to `f` (used by `sluice validate`).
+pub async fn scan_table(
+    url: &sluice_core::config::SecretUrl,
+    table: &TableInfo,
+    mut f: impl FnMut(Vec<Vec<sluice_core::Value>>) -> Result<(), SluiceError>,
+) -> Result<(), SluiceError> {
+    let mut conn = crate::conn::connect(url).await?;
+    conn.query_drop("SET SESSION time_zone = '+00:00'; SET NAMES utf8mb4").await.map_err(|e| classify(e, "prepare the scan"))?;
+    let what = format!("scan {}", table.schema.id);
+    let mut result = conn.query_iter(select_sql(table, None, None)).await.map_err(|e| classify(e, &what))?;
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(mut row) = result.next().await.map_err(|e| classify(e, &what))? {
+        batch.push(decode_row(table, &mut row)?);
+        if batch.len() == BATCH {
+            f(std::mem::take(&mut batch))?;
+        }
+    }
+    if !batch.is_empty() {
+        f(batch)?;
+    }
+    Ok(())
 }

@@ -130,7 +130,13 @@ async fn resume_snapshot(
 
 /// Streams until the channel closes; reconnects on transient errors for up to
 /// `reconnect_timeout`, resuming at the last checkpoint without re-sending events.
-async fn stream_forever(shared: &Shared, meta: &mut Conn, collations: &Collations, mut cursor: Cursor, out: &mpsc::Sender<SourceMsg>) -> Result<(), SluiceError> {
+async fn stream_forever(
+    shared: &Shared,
+    meta: &mut Conn,
+    collations: &Collations,
+    mut cursor: Cursor,
+    out: &mpsc::Sender<SourceMsg>,
+) -> Result<(), SluiceError> {
     let mut failing_since: Option<Instant> = None;
     let mut backoff = Duration::from_millis(250);
     ensure_available(meta, &cursor.committed.binlog).await?;
@@ -202,7 +208,9 @@ pub async fn load_collations(conn: &mut Conn) -> Result<Collations, SluiceError>
 /// The binlog end now (`SHOW MASTER STATUS`).
 pub async fn master_position(conn: &mut Conn) -> Result<BinlogPos, SluiceError> {
     let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await.map_err(|e| classify(e, "SHOW MASTER STATUS"))?;
-    let row = row.ok_or_else(|| SluiceError::permanent("the server has no binary log (log_bin is OFF): start it with log_bin and binlog_format=ROW"))?;
+    let row = row.ok_or_else(|| {
+        SluiceError::permanent("the server has no binary log (log_bin is OFF): start it with log_bin and binlog_format=ROW")
+    })?;
     let file: String = row.get(0).unwrap_or_default();
     let pos: u64 = row.get(1).unwrap_or(4);
     Ok(BinlogPos { file, pos })

@@ -13,10 +13,8 @@ use tokio::sync::mpsc;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn config(db: &MariaDb, extra: &str) -> Config {
-    let text = format!(
-        "[source]\nkind = \"mysql\"\nurl = \"{}\"\nserver_id = 6401\ntables = [\"s.*\"]\nheartbeat = \"200ms\"\n{extra}",
-        db.url()
-    );
+    let text =
+        format!("[source]\nkind = \"mysql\"\nurl = \"{}\"\nserver_id = 6401\ntables = [\"s.*\"]\nheartbeat = \"200ms\"\n{extra}", db.url());
     Config::parse(&text, "test").expect("config")
 }
 

@@ -44,9 +44,7 @@ impl MariaDb {
     }
 
     fn start_once(extra_args: &[&str]) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("sluice-mariadb-")
-            .tempdir()?;
+        let dir = tempfile::Builder::new().prefix("sluice-mariadb-").tempdir()?;
         let out = Command::new("bash")
             .arg(script())
             .arg("start")
@@ -56,16 +54,10 @@ impl MariaDb {
             .output()
             .context("running mariadb-test-server.sh")?;
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let port = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("port=")?.trim().parse().ok());
+        let port = stdout.lines().find_map(|l| l.strip_prefix("port=")?.trim().parse().ok());
         match port {
             Some(port) if out.status.success() => Ok(MariaDb { dir, port }),
-            _ => bail!(
-                "mariadb-test-server.sh start failed ({}):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ),
+            _ => bail!("mariadb-test-server.sh start failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr)),
         }
     }
 
@@ -83,11 +75,7 @@ impl MariaDb {
 
     /// The server's pid, if it is (still) running.
     pub fn pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.dir().join("pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        std::fs::read_to_string(self.dir().join("pid")).ok()?.trim().parse().ok()
     }
 
     pub fn root_url(&self) -> String {
@@ -115,39 +103,20 @@ impl MariaDb {
     /// Runs a query as root and returns every value as text (`None` for NULL).
     pub async fn query_rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         let mut conn = self.root_conn().await;
-        let rows: Vec<mysql_async::Row> = conn
-            .query(sql)
-            .await
-            .unwrap_or_else(|e| panic!("query failed: {e}\nSQL: {}", abbreviate(sql)));
+        let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap_or_else(|e| panic!("query failed: {e}\nSQL: {}", abbreviate(sql)));
         let _ = conn.disconnect().await;
-        rows.into_iter()
-            .map(|r| {
-                r.unwrap_raw()
-                    .into_iter()
-                    .map(|v| v.and_then(text))
-                    .collect()
-            })
-            .collect()
+        rows.into_iter().map(|r| r.unwrap_raw().into_iter().map(|v| v.and_then(text)).collect()).collect()
     }
 
     pub async fn create_db(&self, name: &str) {
-        self.exec(&format!(
-            "CREATE DATABASE IF NOT EXISTS `{}`",
-            name.replace('`', "``")
-        ))
-        .await;
+        self.exec(&format!("CREATE DATABASE IF NOT EXISTS `{}`", name.replace('`', "``"))).await;
     }
 }
 
 impl Drop for MariaDb {
     fn drop(&mut self) {
         // Errors are only reported: panicking in Drop would abort an already failing test.
-        match Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .arg(self.dir.path())
-            .output()
-        {
+        match Command::new("bash").arg(script()).arg("stop").arg(self.dir.path()).output() {
             Ok(o) if o.status.success() => {}
             Ok(o) => eprintln!("stopping MariaDB: {}", String::from_utf8_lossy(&o.stderr)),
             Err(e) => eprintln!("stopping MariaDB: {e}"),
@@ -158,9 +127,7 @@ impl Drop for MariaDb {
 /// Connects to `url`; panics with the url on failure.
 pub async fn connect(url: &str) -> Conn {
     let opts = Opts::from_url(url).unwrap_or_else(|e| panic!("bad url {url}: {e}"));
-    Conn::new(opts)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
+    Conn::new(opts).await.unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
 }
 
 fn text(v: Value) -> Option<String> {

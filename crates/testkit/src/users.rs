@@ -72,12 +72,7 @@ const CITIES: [(&str, &str, u16); 40] = [
     ("Coeur d'Alene", "ID", 208),
 ];
 
-const DOMAINS: [&str; 4] = [
-    "example.com",
-    "example.net",
-    "example.org",
-    "mail.example.com",
-];
+const DOMAINS: [&str; 4] = ["example.com", "example.net", "example.org", "mail.example.com"];
 
 /// splitmix64: tiny, fast and fully specified, hence stable across platforms.
 struct SplitMix64(u64);
@@ -102,10 +97,7 @@ impl SplitMix64 {
 }
 
 fn ascii_letters_lower(s: &str) -> String {
-    s.chars()
-        .filter(char::is_ascii_alphabetic)
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+    s.chars().filter(char::is_ascii_alphabetic).map(|c| c.to_ascii_lowercase()).collect()
 }
 
 /// `n` users with userid 1..=n. The same `(n, seed)` always yields the same rows, and a
@@ -171,10 +163,7 @@ pub fn values_tuple(u: &User) -> String {
 
 /// Multi-row `INSERT INTO users (...) VALUES ...` statements of at most `batch` rows each
 /// (no trailing `;`).
-pub fn insert_sql_batches<U: Borrow<User>>(
-    users: impl IntoIterator<Item = U>,
-    batch: usize,
-) -> Vec<String> {
+pub fn insert_sql_batches<U: Borrow<User>>(users: impl IntoIterator<Item = U>, batch: usize) -> Vec<String> {
     let head = format!("INSERT INTO users ({}) VALUES ", COLUMNS.join(","));
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -244,9 +233,7 @@ mod tests {
     fn escapes_quotes() {
         assert_eq!(sql_quote("O'Brien"), "'O''Brien'");
         assert_eq!(sql_quote(r"a\b"), r"'a\\b'");
-        let u = generate(2000, 3)
-            .find(|u| u.lastname == "O'Brien")
-            .expect("an O'Brien");
+        let u = generate(2000, 3).find(|u| u.lastname == "O'Brien").expect("an O'Brien");
         let sql = insert_sql_batches([&u], 10);
         assert_eq!(sql.len(), 1);
         assert!(sql[0].contains("'O''Brien'"), "{}", sql[0]);
@@ -257,9 +244,7 @@ mod tests {
         let users: Vec<User> = generate(25, 9).collect();
         let sql = insert_sql_batches(&users, 10);
         assert_eq!(sql.len(), 3);
-        assert!(sql
-            .iter()
-            .all(|s| s.starts_with("INSERT INTO users (userid,username,")));
+        assert!(sql.iter().all(|s| s.starts_with("INSERT INTO users (userid,username,")));
         assert_eq!(sql[2].matches("),(").count(), 4);
         assert!(insert_sql_batches(Vec::<User>::new(), 10).is_empty());
     }

@@ -7,6 +7,7 @@ use sluice_core::pipeline::{Pipeline, Stopped};
 use sluice_core::sink::Sink;
 use sluice_core::state::StateStore;
 use sluice_jsonl::JsonlSink;
+use sluice_lake::LakeSink;
 use sluice_mysql::MysqlSource;
 use tracing::info;
 
@@ -15,13 +16,7 @@ pub async fn run(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
     super::check::preflight(&cfg).await?;
     let sinks = build_sinks(&cfg)?;
     let store = StateStore::open_locked(&cfg.state.dir)?;
-    let pipeline = Pipeline {
-        source: Box::new(MysqlSource::new(cfg.clone())),
-        sinks,
-        store,
-        commit_interval: cfg.commit_interval(),
-        once,
-    };
+    let pipeline = Pipeline { source: Box::new(MysqlSource::new(cfg.clone())), sinks, store, commit_interval: cfg.commit_interval(), once };
     let stopped = pipeline.run(shutdown_signal()).await.context("pipeline stopped")?;
     match stopped {
         Stopped::CaughtUp => info!("caught up with the binlog end seen at start (--once)"),
@@ -32,11 +27,14 @@ pub async fn run(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
 
 fn build_sinks(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Sink>>> {
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if let Some(l) = cfg.lake() {
+        sinks.push(Box::new(LakeSink::new(l)?));
+    }
     if let Some(j) = &cfg.sink.jsonl {
         sinks.push(Box::new(JsonlSink::new(j)));
     }
     if sinks.is_empty() {
-        bail!("no sink configured: add a [sink.jsonl] section (path = \"./events.jsonl\")");
+        bail!("no sink configured: add [sink.lake] or [sink.jsonl]");
     }
     Ok(sinks)
 }

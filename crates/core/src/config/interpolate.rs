@@ -27,9 +27,7 @@ pub fn interpolate(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
                 (Some(v), _) => v,
                 (None, Some(d)) => d.to_string(),
                 (None, None) => {
-                    return Err(err(format!(
-                        "environment variable {name} is not set (export it, or write ${{{name}:-default}})"
-                    )))
+                    return Err(err(format!("environment variable {name} is not set (export it, or write ${{{name}:-default}})")))
                 }
             };
             if value.contains('\n') {

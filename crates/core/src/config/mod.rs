@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 pub use duration::HumanDuration;
 pub use pattern::TablePattern;
-pub use secret::SecretUrl;
+pub use secret::{Secret, SecretUrl};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,7 +84,59 @@ impl Default for SnapshotConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinksConfig {
+    pub lake: Option<LakeSinkConfig>,
     pub jsonl: Option<JsonlSinkConfig>,
+}
+
+/// `[sink.lake]`: Delta tables per captured table (current state + changelog).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeSinkConfig {
+    /// A local directory or `s3://bucket/prefix`.
+    #[serde(default = "defaults::lake_path")]
+    pub path: String,
+    /// Commit to the lake at least this often…
+    #[serde(default = "defaults::flush_interval")]
+    pub flush_interval: HumanDuration,
+    /// …or as soon as this many changes are buffered.
+    #[serde(default = "defaults::flush_rows")]
+    pub flush_rows: NonZeroU32,
+    /// Compact small files (and vacuum replaced ones) every N commits of a table; 0 disables.
+    #[serde(default = "defaults::compact_every")]
+    pub compact_every: u32,
+    /// How long replaced files are kept for readers of older versions before vacuum deletes them.
+    #[serde(default = "defaults::retention")]
+    pub retention: HumanDuration,
+    /// S3 settings; unset ones fall back to the standard AWS_* environment variables.
+    #[serde(default)]
+    pub s3: S3Config,
+}
+
+impl Default for LakeSinkConfig {
+    fn default() -> Self {
+        Self {
+            path: defaults::lake_path(),
+            flush_interval: defaults::flush_interval(),
+            flush_rows: defaults::flush_rows(),
+            compact_every: defaults::compact_every(),
+            retention: defaults::retention(),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub region: Option<String>,
+    /// Custom endpoint (MinIO, moto, LocalStack): implies path-style requests.
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+    /// Allow plain http endpoints.
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -133,6 +185,18 @@ mod defaults {
     pub fn flush_interval() -> HumanDuration {
         HumanDuration(Duration::from_secs(1))
     }
+    pub fn lake_path() -> String {
+        "./lake".into()
+    }
+    pub fn flush_rows() -> NonZeroU32 {
+        NonZeroU32::new(100_000).expect("nonzero")
+    }
+    pub fn compact_every() -> u32 {
+        50
+    }
+    pub fn retention() -> HumanDuration {
+        HumanDuration(Duration::from_secs(3600))
+    }
     pub fn state_dir() -> PathBuf {
         PathBuf::from("./.sluice")
     }
@@ -147,8 +211,7 @@ impl Config {
     /// Reads, interpolates and validates a config file. Relative paths in it are resolved
     /// against the file's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let raw = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        let raw = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
         let mut cfg = Self::parse(&raw, &path.display().to_string())?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         cfg.resolve_paths(base);
@@ -159,7 +222,8 @@ impl Config {
     pub fn parse(raw: &str, origin: &str) -> Result<Self, ConfigError> {
         let text = interpolate::interpolate(raw, |name| std::env::var(name).ok())
             .map_err(|e| ConfigError(format!("{origin}:{}: {}", e.line, e.message)))?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError(describe_toml_error(raw, &text, origin, &e)))?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError(describe_toml_error(raw, &text, origin, &e)))?;
+        cfg.default_sinks();
         cfg.validate().map_err(|m| ConfigError(format!("{origin}: {m}")))?;
         Ok(cfg)
     }
@@ -167,6 +231,11 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         if self.source.tables.is_empty() {
             return Err("[source] tables is empty: list the tables to capture, e.g. tables = [\"shop.users\"]".into());
+        }
+        if let Some(l) = &self.sink.lake {
+            if l.path.trim().is_empty() {
+                return Err("[sink.lake] path is empty: give a directory or s3://bucket/prefix".into());
+            }
         }
         if let Some(j) = &self.sink.jsonl {
             if j.path.trim().is_empty() {
@@ -185,6 +254,11 @@ impl Config {
                 j.path = base.join(&j.path).display().to_string();
             }
         }
+        if let Some(l) = &mut self.sink.lake {
+            if !l.path.contains("://") && Path::new(&l.path).is_relative() {
+                l.path = base.join(&l.path).display().to_string();
+            }
+        }
     }
 
     /// Whether `db.table` is captured.
@@ -192,9 +266,24 @@ impl Config {
         self.source.tables.iter().any(|p| p.matches(db, table)) && !self.source.exclude.iter().any(|p| p.matches(db, table))
     }
 
+    /// The lake sink's settings. The lake is the default sink: with no sink configured at all,
+    /// a lake at `./lake` (next to the config) is used.
+    pub fn lake(&self) -> Option<&LakeSinkConfig> {
+        self.sink.lake.as_ref()
+    }
+
+    /// Fills in the default sink when none is configured.
+    fn default_sinks(&mut self) {
+        if self.sink.lake.is_none() && self.sink.jsonl.is_none() {
+            self.sink.lake = Some(LakeSinkConfig::default());
+        }
+    }
+
     /// How often the pipeline commits: the shortest flush interval of the sinks.
     pub fn commit_interval(&self) -> Duration {
-        self.sink.jsonl.as_ref().map(|j| j.flush_interval.0).unwrap_or(defaults::flush_interval().0)
+        let j = self.sink.jsonl.as_ref().map(|j| j.flush_interval.0);
+        let l = self.sink.lake.as_ref().map(|l| l.flush_interval.0);
+        j.into_iter().chain(l).min().unwrap_or(defaults::flush_interval().0)
     }
 }
 

@@ -6,8 +6,8 @@ use serde_json::{Map, Value as Json};
 
 use crate::config::EventFormat;
 use crate::event::ChangeEvent;
-use crate::value::Row;
 use crate::schema::TableSchema;
+use crate::value::Row;
 
 pub use debezium::debezium;
 pub use dms::{debezium_to_dms, dms};

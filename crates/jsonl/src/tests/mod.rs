@@ -13,19 +13,8 @@ fn schema(db: &str, table: &str) -> Arc<TableSchema> {
     Arc::new(TableSchema {
         id: TableId::new(db, table),
         columns: vec![
-            Column {
-                name: "id".into(),
-                ty: SqlType::Int {
-                    bits: 32,
-                    unsigned: false,
-                },
-                nullable: false,
-            },
-            Column {
-                name: "email".into(),
-                ty: SqlType::Text,
-                nullable: true,
-            },
+            Column { name: "id".into(), ty: SqlType::Int { bits: 32, unsigned: false }, nullable: false },
+            Column { name: "email".into(), ty: SqlType::Text, nullable: true },
         ],
         key: vec![0],
     })
@@ -37,20 +26,11 @@ fn event(db: &str, table: &str, seq: u64) -> ChangeEvent {
         op: Op::Insert,
         schema: schema(db, table),
         before: None,
-        after: Some(vec![
-            Value::Int(seq as i64),
-            Value::Text(format!("u{seq}@x.io")),
-        ]),
+        after: Some(vec![Value::Int(seq as i64), Value::Text(format!("u{seq}@x.io"))]),
         ts_ms: 1_700_000_000_000 + seq as i64,
         tx: Some(format!("0-1-{seq}")),
         seq,
-        source: SourceInfo {
-            file: "mysql-bin.000001".into(),
-            pos: 4 + seq,
-            gtid: None,
-            server_id: 1,
-            snapshot: false,
-        },
+        source: SourceInfo { file: "mysql-bin.000001".into(), pos: 4 + seq, gtid: None, server_id: 1, snapshot: false },
     }
 }
 
@@ -59,18 +39,10 @@ fn users(seqs: std::ops::RangeInclusive<u64>) -> Vec<ChangeEvent> {
 }
 
 fn config(path: &std::path::Path, format: EventFormat) -> JsonlSinkConfig {
-    JsonlSinkConfig {
-        path: path.display().to_string(),
-        format,
-        flush_interval: HumanDuration(std::time::Duration::from_secs(1)),
-    }
+    JsonlSinkConfig { path: path.display().to_string(), format, flush_interval: HumanDuration(std::time::Duration::from_secs(1)) }
 }
 
 /// The parsed lines of a file.
 fn read_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }

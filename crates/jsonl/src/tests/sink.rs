@@ -7,10 +7,7 @@ use super::*;
 use crate::JsonlSink;
 
 fn seqs(path: &std::path::Path) -> Vec<u64> {
-    read_lines(path)
-        .iter()
-        .map(|l| l["source"]["seq"].as_u64().unwrap())
-        .collect()
+    read_lines(path).iter().map(|l| l["source"]["seq"].as_u64().unwrap()).collect()
 }
 
 #[tokio::test]
@@ -26,10 +23,7 @@ async fn reopening_at_a_mark_drops_what_came_after_it() {
     sink.write(&users(3..=3)).await.unwrap();
     let mark = sink.mark();
     // Handed to the OS at the end of every write, so the mark matches the file already.
-    assert_eq!(
-        mark,
-        json!({ "bytes": std::fs::metadata(&path).unwrap().len() })
-    );
+    assert_eq!(mark, json!({ "bytes": std::fs::metadata(&path).unwrap().len() }));
     sink.flush().await.unwrap();
     sink.write(&users(4..=5)).await.unwrap();
     assert_eq!(seqs(&path), [1, 2, 3, 4, 5]);
@@ -53,17 +47,10 @@ async fn fresh_start_refuses_a_file_with_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.jsonl");
     std::fs::write(&path, "{}\n").unwrap();
-    let err = JsonlSink::new(&config(&path, EventFormat::Debezium))
-        .open(None)
-        .await
-        .unwrap_err();
+    let err = JsonlSink::new(&config(&path, EventFormat::Debezium)).open(None).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
     assert!(err.message.contains("already has data"), "{}", err.message);
-    assert_eq!(
-        std::fs::read_to_string(&path).unwrap(),
-        "{}\n",
-        "left untouched"
-    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n", "left untouched");
 
     // An empty file is fine, and so is state written while the sink was on stdout.
     std::fs::write(&path, "").unwrap();
@@ -78,23 +65,12 @@ async fn a_file_shorter_than_the_mark_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.jsonl");
     std::fs::write(&path, "{}\n").unwrap();
-    let err = JsonlSink::new(&config(&path, EventFormat::Debezium))
-        .open(Some(json!({ "bytes": 100 })))
-        .await
-        .unwrap_err();
+    let err = JsonlSink::new(&config(&path, EventFormat::Debezium)).open(Some(json!({ "bytes": 100 }))).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
-    assert!(
-        err.message
-            .contains("has 3 bytes but the last checkpoint covered 100"),
-        "{}",
-        err.message
-    );
+    assert!(err.message.contains("has 3 bytes but the last checkpoint covered 100"), "{}", err.message);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
 
-    let err = JsonlSink::new(&config(&path, EventFormat::Debezium))
-        .open(Some(json!({ "bytes": "x" })))
-        .await
-        .unwrap_err();
+    let err = JsonlSink::new(&config(&path, EventFormat::Debezium)).open(Some(json!({ "bytes": "x" }))).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
 }
 

@@ -6,12 +6,10 @@ use std::io::{BufWriter, Write};
 use anyhow::{bail, Context};
 use sluice_testkit::users;
 
-const USAGE: &str =
-    "usage: sluice-demo-data [--rows N] [--seed S] [--batch B] [--database DB] [--drop-existing]";
+const USAGE: &str = "usage: sluice-demo-data [--rows N] [--seed S] [--batch B] [--database DB] [--drop-existing]";
 
 fn main() -> anyhow::Result<()> {
-    let (mut rows, mut seed, mut batch, mut db) =
-        (50_000usize, 42u64, 1000usize, "demo".to_string());
+    let (mut rows, mut seed, mut batch, mut db) = (50_000usize, 42u64, 1000usize, "demo".to_string());
     let mut drop = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -27,9 +25,7 @@ fn main() -> anyhow::Result<()> {
             }
             _ => {}
         }
-        let val = args
-            .next()
-            .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let val = args.next().with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
         match flag.as_str() {
             "--rows" => rows = val.parse().context("--rows")?,
             "--seed" => seed = val.parse().context("--seed")?,

@@ -1,0 +1,154 @@
+//! `LakeSink`: buffers changes and commits them to Delta tables every flush (or every
+//! `flush_rows` changes), current state and changelog per captured table.
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{json, Value as Json};
+use sluice_core::config::LakeSinkConfig;
+use sluice_core::sink::Sink;
+use sluice_core::{ChangeEvent, SluiceError, TableId};
+use tracing::{info, warn};
+
+use crate::storage::Storage;
+use crate::table::Delta;
+
+/// Both Delta tables of one captured table.
+struct Pair {
+    /// `None` for a table without primary key: changelog only.
+    current: Option<Delta>,
+    changes: Delta,
+}
+
+pub struct LakeSink {
+    cfg: LakeSinkConfig,
+    storage: Storage,
+    tables: HashMap<TableId, Pair>,
+    pending: Vec<ChangeEvent>,
+}
+
+impl LakeSink {
+    pub fn new(cfg: &LakeSinkConfig) -> Result<Self, SluiceError> {
+        Ok(Self { storage: Storage::new(cfg)?, cfg: cfg.clone(), tables: HashMap::new(), pending: Vec::new() })
+    }
+
+    async fn pair(&mut self, id: &TableId, keyed: bool) -> Result<&mut Pair, SluiceError> {
+        if !self.tables.contains_key(id) {
+            let changes = Delta::open(&self.storage, id, true).await?;
+            let current = if keyed {
+                Some(Delta::open(&self.storage, id, false).await?)
+            } else {
+                warn!(table = %id, "no primary key: the lake keeps only its changelog ({id}__changes)");
+                None
+            };
+            info!(table = %id, changes_seq = changes.seq, current_seq = current.as_ref().map(|c| c.seq), "lake tables opened");
+            self.tables.insert(id.clone(), Pair { current, changes });
+        }
+        Ok(self.tables.get_mut(id).expect("inserted above"))
+    }
+
+    /// Commits everything buffered, table by table. Retries transient storage errors after
+    /// re-reading the table's own position, so nothing is written twice.
+    async fn commit_pending(&mut self) -> Result<(), SluiceError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut order: Vec<TableId> = Vec::new();
+        let mut by_table: HashMap<TableId, Vec<&ChangeEvent>> = HashMap::new();
+        for e in &pending {
+            let list = by_table.entry(e.schema.id.clone()).or_insert_with(|| {
+                order.push(e.schema.id.clone());
+                Vec::new()
+            });
+            list.push(e);
+        }
+        for id in order {
+            let events = &by_table[&id];
+            let mut attempt = 0;
+            loop {
+                match self.commit_table(&id, events).await {
+                    Ok(()) => break,
+                    Err(e) if e.is_transient() && attempt < 5 => {
+                        attempt += 1;
+                        warn!(table = %id, attempt, error = %e.message, "lake commit failed; retrying");
+                        self.tables.remove(&id);
+                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    }
+                    Err(e) => {
+                        self.tables.remove(&id);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit_table(&mut self, id: &TableId, events: &[&ChangeEvent]) -> Result<(), SluiceError> {
+        let keyed = events.first().is_some_and(|e| !e.schema.key.is_empty());
+        let (every, retention) = (self.cfg.compact_every, self.cfg.retention.0);
+        let pair = self.pair(id, keyed).await?;
+        let fresh: Vec<&ChangeEvent> = events.iter().copied().filter(|e| e.seq as i64 > pair.changes.seq).collect();
+        for run in runs(&fresh) {
+            pair.changes.append_changes(&run[0].schema, run).await?;
+        }
+        pair.changes.upkeep(every, retention).await?;
+        if let Some(current) = pair.current.as_mut() {
+            let fresh: Vec<&ChangeEvent> = events.iter().copied().filter(|e| e.seq as i64 > current.seq).collect();
+            for run in runs(&fresh) {
+                current.merge_current(&run[0].schema, run).await?;
+            }
+            current.upkeep(every, retention).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Consecutive events with the same schema (a DDL mid-batch starts a new run).
+fn runs<'a, 'b>(events: &'b [&'a ChangeEvent]) -> Vec<&'b [&'a ChangeEvent]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=events.len() {
+        if i == events.len() || !same_schema(&events[i].schema, &events[start].schema) {
+            if i > start {
+                out.push(&events[start..i]);
+            }
+            start = i;
+        }
+    }
+    out
+}
+
+fn same_schema(a: &Arc<sluice_core::TableSchema>, b: &Arc<sluice_core::TableSchema>) -> bool {
+    Arc::ptr_eq(a, b) || a.columns == b.columns
+}
+
+#[async_trait]
+impl Sink for LakeSink {
+    fn name(&self) -> &str {
+        "lake"
+    }
+
+    /// The lake keeps its own position (the `txn` of each table): nothing to restore here.
+    async fn open(&mut self, _committed: Option<Json>) -> Result<(), SluiceError> {
+        Ok(())
+    }
+
+    async fn write(&mut self, events: &[ChangeEvent]) -> Result<(), SluiceError> {
+        self.pending.extend_from_slice(events);
+        if self.pending.len() >= self.cfg.flush_rows.get() as usize {
+            self.commit_pending().await?;
+        }
+        Ok(())
+    }
+
+    fn mark(&self) -> Json {
+        json!({ "root": self.storage.root().as_str() })
+    }
+
+    async fn flush(&mut self) -> Result<(), SluiceError> {
+        self.commit_pending().await
+    }
+}

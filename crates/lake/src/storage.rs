@@ -1,0 +1,77 @@
+//! Where the lake lives: a local directory or `s3://bucket/prefix`, with the S3 settings.
+use std::collections::HashMap;
+use std::sync::Once;
+
+use sluice_core::config::LakeSinkConfig;
+use sluice_core::{SluiceError, TableId};
+use url::Url;
+
+/// The lake root and how to reach it.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    root: Url,
+    options: HashMap<String, String>,
+}
+
+impl Storage {
+    pub fn new(cfg: &LakeSinkConfig) -> Result<Self, SluiceError> {
+        let root = if cfg.path.starts_with("s3://") || cfg.path.starts_with("s3a://") {
+            static REGISTER: Once = Once::new();
+            REGISTER.call_once(|| deltalake::aws::register_handlers(None));
+            let p = if cfg.path.ends_with('/') { cfg.path.clone() } else { format!("{}/", cfg.path) };
+            Url::parse(&p).map_err(|e| SluiceError::permanent(format!("[sink.lake] path {}: {e}", cfg.path)))?
+        } else if cfg.path.contains("://") {
+            return Err(SluiceError::permanent(format!("[sink.lake] path {}: only local paths and s3:// are supported", cfg.path)));
+        } else {
+            std::fs::create_dir_all(&cfg.path)
+                .map_err(|e| SluiceError::permanent(format!("cannot create the lake directory {}: {e}", cfg.path)))?;
+            let abs = std::fs::canonicalize(&cfg.path).map_err(|e| SluiceError::permanent(format!("lake path {}: {e}", cfg.path)))?;
+            Url::from_directory_path(&abs).map_err(|_| SluiceError::permanent(format!("lake path {} is not absolute", abs.display())))?
+        };
+        let mut options = HashMap::new();
+        let s3 = &cfg.s3;
+        let mut put = |k: &str, v: Option<&str>| {
+            if let Some(v) = v {
+                options.insert(k.to_string(), v.to_string());
+            }
+        };
+        put("AWS_REGION", s3.region.as_deref());
+        put("AWS_ENDPOINT_URL", s3.endpoint.as_deref());
+        put("AWS_ACCESS_KEY_ID", s3.access_key_id.as_deref());
+        put("AWS_SECRET_ACCESS_KEY", s3.secret_access_key.as_ref().map(|s| s.expose()));
+        put("AWS_SESSION_TOKEN", s3.session_token.as_ref().map(|s| s.expose()));
+        if s3.allow_http {
+            put("AWS_ALLOW_HTTP", Some("true"));
+        }
+        if s3.endpoint.is_some() {
+            put("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", Some("false"));
+        }
+        // One writer per lake (the state dir is locked), so S3's lack of atomic rename is safe.
+        put("AWS_S3_ALLOW_UNSAFE_RENAME", Some("true"));
+        Ok(Self { root, options })
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.root.scheme() == "file"
+    }
+
+    /// `<root>/db/t/` or `<root>/db/t__changes/`.
+    pub fn table_url(&self, id: &TableId, changes: bool) -> Result<Url, SluiceError> {
+        let suffix = if changes { "__changes" } else { "" };
+        self.root
+            .join(&format!("{}/{}{suffix}/", enc(&id.db), enc(&id.table)))
+            .map_err(|e| SluiceError::permanent(format!("lake url for {id}: {e}")))
+    }
+
+    pub fn options(&self) -> &HashMap<String, String> {
+        &self.options
+    }
+
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
+}

@@ -1,0 +1,214 @@
+//! One captured table in the lake: `db/t` (current state, merged by key) and `db/t__changes`
+//! (changelog). Each Delta commit carries the highest `_cdc_seq` it covers as a `txn` action
+//! (app id "sluice"), written in the same commit as the rows: on restart the sink reads it back
+//! and skips what the table already holds, so no change is applied twice.
+use deltalake::arrow::datatypes::{Field, FieldRef};
+use deltalake::datafusion::common::Column;
+use deltalake::datafusion::prelude::{lit, Expr, SessionContext};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::Transaction;
+use deltalake::operations::optimize::OptimizeType;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError};
+use sluice_core::{ChangeEvent, Op, SluiceError, TableId, TableSchema};
+use std::collections::BTreeMap;
+use tracing::debug;
+
+use crate::convert::{merge_fields, to_batch, Kind, LakeRow, DATE, DELETED};
+use crate::storage::Storage;
+
+pub const APP_ID: &str = "sluice";
+
+/// One Delta table and what sluice knows of it.
+pub struct Delta {
+    pub table: DeltaTable,
+    /// Highest `_cdc_seq` committed, -1 if none.
+    pub seq: i64,
+    /// User columns (lake names), empty until created.
+    pub fields: Vec<Field>,
+    pub commits_since_upkeep: u32,
+}
+
+impl Delta {
+    pub async fn open(storage: &Storage, id: &TableId, changes: bool) -> Result<Self, SluiceError> {
+        let url = storage.table_url(id, changes)?;
+        if let Ok(dir) = url.to_file_path() {
+            // delta-rs wants an existing directory for a local table it is about to create.
+            std::fs::create_dir_all(&dir).map_err(|e| SluiceError::permanent(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let table = DeltaTable::try_from_url_with_storage_options(url.clone(), storage.options().clone())
+            .await
+            .map_err(|e| lake_err(&format!("open {url}"), e))?;
+        let mut d = Self { table, seq: -1, fields: Vec::new(), commits_since_upkeep: 0 };
+        if d.table.version().is_some() {
+            let snap = d.table.snapshot().map_err(|e| lake_err("read table state", e))?;
+            d.seq =
+                snap.transaction_version(d.table.log_store().as_ref(), APP_ID).await.map_err(|e| lake_err("read txn", e))?.unwrap_or(-1);
+            let schema = snap.snapshot().arrow_schema();
+            d.fields = schema.fields().iter().filter(|f| !f.name().starts_with("_cdc_")).map(|f: &FieldRef| f.as_ref().clone()).collect();
+        }
+        Ok(d)
+    }
+
+    fn commit_properties(seq: u64) -> CommitProperties {
+        CommitProperties::default().with_application_transaction(Transaction::new(APP_ID, seq as i64))
+    }
+
+    /// Appends changelog rows.
+    pub async fn append_changes(&mut self, schema: &TableSchema, events: &[&ChangeEvent]) -> Result<(), SluiceError> {
+        let Some(last) = events.last() else { return Ok(()) };
+        let fields = merge_fields(&self.fields, schema).map_err(SluiceError::permanent)?;
+        let rows: Vec<LakeRow<'_>> = events
+            .iter()
+            .map(|e| LakeRow { values: e.row(), op: e.op.code(), ts_ms: e.ts_ms, seq: e.seq, tx: e.tx.as_deref(), deleted: false })
+            .collect();
+        let batch = to_batch(&fields, schema, Kind::Changes, &rows).map_err(SluiceError::permanent)?;
+        let table = self.table.clone();
+        let grow = fields.len() > self.fields.len() && !self.fields.is_empty();
+        let mut write = table
+            .write(vec![batch])
+            .with_save_mode(SaveMode::Append)
+            .with_partition_columns(vec![DATE.to_string()])
+            .with_commit_properties(Self::commit_properties(last.seq));
+        if grow {
+            write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
+        }
+        self.table = write.await.map_err(|e| lake_err(&format!("append to {}__changes", schema.id), e))?;
+        self.after_commit(fields, last.seq);
+        Ok(())
+    }
+
+    /// Applies changes to the current state: one row per key, the last change wins.
+    pub async fn merge_current(&mut self, schema: &TableSchema, events: &[&ChangeEvent]) -> Result<(), SluiceError> {
+        let Some(last) = events.last() else { return Ok(()) };
+        let fields = merge_fields(&self.fields, schema).map_err(SluiceError::permanent)?;
+        let latest = collapse(schema, events);
+        let rows: Vec<LakeRow<'_>> = latest.values().map(|r| LakeRow { tx: None, ..*r }).collect();
+        let table = self.table.clone();
+        if self.table.version().is_none() {
+            // First commit creates the table with the rows that exist.
+            let live: Vec<LakeRow<'_>> = rows.into_iter().filter(|r| !r.deleted).collect();
+            let batch = to_batch(&fields, schema, Kind::Current, &live).map_err(SluiceError::permanent)?;
+            self.table = table
+                .write(vec![batch])
+                .with_save_mode(SaveMode::Append)
+                .with_commit_properties(Self::commit_properties(last.seq))
+                .await
+                .map_err(|e| lake_err(&format!("create {}", schema.id), e))?;
+        } else {
+            let batch = to_batch(&fields, schema, Kind::MergeSource, &rows).map_err(SluiceError::permanent)?;
+            let ctx = SessionContext::new();
+            let source = ctx.read_batch(batch).map_err(|e| SluiceError::permanent(format!("merge source for {}: {e}", schema.id)))?;
+            let keys: Vec<String> = schema.key.iter().map(|&k| schema.columns[k].name.to_lowercase()).collect();
+            let on = keys
+                .iter()
+                .map(|k| qualified("t", k).eq(qualified("s", k)))
+                .reduce(Expr::and)
+                .ok_or_else(|| SluiceError::permanent(format!("{} has no key to merge on", schema.id)))?;
+            let names: Vec<String> = fields.iter().map(|f| f.name().clone()).chain(system_columns()).collect();
+            let grow = fields.len() > self.fields.len();
+            let (t, _metrics) = table
+                .merge(source, on)
+                .with_source_alias("s")
+                .with_target_alias("t")
+                .with_merge_schema(grow)
+                .with_commit_properties(Self::commit_properties(last.seq))
+                .when_matched_delete(|d| d.predicate(qualified("s", DELETED).eq(lit(true))))
+                .and_then(|m| {
+                    m.when_matched_update(|mut u| {
+                        for n in &names {
+                            u = u.update(Column::new_unqualified(n.clone()), qualified("s", n));
+                        }
+                        u
+                    })
+                })
+                .and_then(|m| {
+                    m.when_not_matched_insert(|mut i| {
+                        i = i.predicate(qualified("s", DELETED).eq(lit(false)));
+                        for n in &names {
+                            i = i.set(Column::new_unqualified(n.clone()), qualified("s", n));
+                        }
+                        i
+                    })
+                })
+                .map_err(|e| lake_err("build merge", e))?
+                .await
+                .map_err(|e| lake_err(&format!("merge into {}", schema.id), e))?;
+            self.table = t;
+        }
+        self.after_commit(fields, last.seq);
+        Ok(())
+    }
+
+    fn after_commit(&mut self, fields: Vec<Field>, seq: u64) {
+        self.fields = fields;
+        self.seq = seq as i64;
+        self.commits_since_upkeep += 1;
+    }
+
+    /// Compaction of small files and vacuum of replaced ones, every `every` commits.
+    pub async fn upkeep(&mut self, every: u32, retention: std::time::Duration) -> Result<(), SluiceError> {
+        if every == 0 || self.commits_since_upkeep < every || self.table.version().is_none() {
+            return Ok(());
+        }
+        self.commits_since_upkeep = 0;
+        let (t, metrics) = self.table.clone().optimize().with_type(OptimizeType::Compact).await.map_err(|e| lake_err("compact", e))?;
+        debug!(files_added = metrics.num_files_added, files_removed = metrics.num_files_removed, "compacted");
+        let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::hours(1));
+        let (t, v) =
+            t.vacuum().with_retention_period(retention).with_enforce_retention_duration(false).await.map_err(|e| lake_err("vacuum", e))?;
+        debug!(files_deleted = v.files_deleted.len(), "vacuumed");
+        self.table = t;
+        Ok(())
+    }
+}
+
+fn system_columns() -> impl Iterator<Item = String> {
+    [crate::convert::OP, crate::convert::TS, crate::convert::SEQ].into_iter().map(String::from)
+}
+
+fn qualified(rel: &str, name: &str) -> Expr {
+    Expr::Column(Column::new(Some(rel), name))
+}
+
+/// The last change per key. A key-changing update deletes the old key and writes the new one.
+fn collapse<'a>(schema: &TableSchema, events: &[&'a ChangeEvent]) -> BTreeMap<String, LakeRow<'a>> {
+    let key_of = |row: &[sluice_core::Value]| schema.key.iter().map(|&k| row[k].render()).collect::<Vec<_>>().join("\u{1}");
+    let mut out: BTreeMap<String, LakeRow<'a>> = BTreeMap::new();
+    for e in events {
+        let row = |values: &'a [sluice_core::Value], deleted: bool| LakeRow {
+            values,
+            op: e.op.code(),
+            ts_ms: e.ts_ms,
+            seq: e.seq,
+            tx: None,
+            deleted,
+        };
+        match (e.op, e.before.as_deref(), e.after.as_deref()) {
+            (Op::Delete, Some(b), _) => {
+                out.insert(key_of(b), row(b, true));
+            }
+            (Op::Update, Some(b), Some(a)) if key_of(b) != key_of(a) => {
+                out.insert(key_of(b), row(b, true));
+                out.insert(key_of(a), row(a, false));
+            }
+            (_, _, Some(a)) => {
+                out.insert(key_of(a), row(a, false));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+pub fn lake_err(what: &str, e: DeltaTableError) -> SluiceError {
+    // Storage and commit-conflict errors may pass; schema and data errors will not.
+    let transient =
+        matches!(e, DeltaTableError::ObjectStore { .. } | DeltaTableError::Io { .. } | DeltaTableError::VersionAlreadyExists(_));
+    let msg = format!("lake: {what}: {e}");
+    if transient {
+        SluiceError::transient(msg)
+    } else {
+        SluiceError::permanent(msg)
+    }
+}
