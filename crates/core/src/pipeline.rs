@@ -98,7 +98,9 @@ impl Pipeline {
                     None => break Err(source_result(&mut source_task).await),
                 },
                 _ = ticker.tick() => {
-                    if pending.is_some() {
+                    // Only when the interval has passed since the last commit *ended*: a commit
+                    // slower than the interval must not turn into back-to-back tiny commits.
+                    if pending.is_some() && last_commit.elapsed() >= self.commit_interval {
                         if let Err(e) = commit(&mut self.sinks, &self.store, &mut state, &mut pending).await {
                             break Err(e);
                         }

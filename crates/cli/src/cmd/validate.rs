@@ -35,7 +35,16 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("{id} is not in the lake"))?;
         let fields: Vec<Field> = lake
             .first()
-            .map(|b| b.schema().fields().iter().filter(|f| !f.name().starts_with("_cdc_")).map(|f| plain(f)).collect())
+            .map(|b| {
+                // Columns the source dropped stay in the lake (older rows keep their values):
+                // compare the columns both sides have.
+                b.schema()
+                    .fields()
+                    .iter()
+                    .filter(|f| !f.name().starts_with("_cdc_") && info.schema.columns.iter().any(|c| c.name.to_lowercase() == *f.name()))
+                    .map(|f| plain(f))
+                    .collect()
+            })
             .unwrap_or_default();
         let cols: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
         let keys: Vec<String> = info.schema.key_names().iter().map(|k| k.to_lowercase()).collect();

@@ -3,6 +3,8 @@
 //! the events file back. Nothing here sleeps for a fixed time to "let things settle".
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod workload;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -1,0 +1,218 @@
+//! The lake sink end to end: current state and changelog against the source, schema changes,
+//! exactly once under kill -9, S3 (moto), independent readers (python deltalake, DuckDB),
+//! `validate` and `lake ddl`.
+mod common;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::workload::{seed_table, source_table, workload, Table};
+use common::{parse_lines, Workdir};
+use rand::{Rng, SeedableRng};
+use serde_json::Value as Json;
+use sluice_testkit::MariaDb;
+
+/// A config whose only sink is the default one: a lake at ./lake.
+fn lake_config(db: &MariaDb, extra: &str) -> String {
+    format!(
+        "[source]\nkind = \"mysql\"\nurl = \"{}\"\nserver_id = 6401\ntables = [\"shop.*\"]\nheartbeat = \"200ms\"\n\n[state]\ndir = \".sluice\"\n{extra}",
+        db.url()
+    )
+}
+
+async fn query(w: &Workdir, sql: &str) -> Vec<Json> {
+    let out = w.sluice("query", &["--format", "json", sql]).await;
+    assert_eq!(out.code, Some(0), "query failed: {sql}\n{out}");
+    parse_lines(&out.stdout)
+}
+
+async fn lake_table(w: &Workdir) -> Table {
+    query(w, "SELECT id, v, note FROM shop.acct")
+        .await
+        .iter()
+        .map(|r| (r["id"].as_i64().unwrap(), (r["v"].as_i64(), r["note"].as_str().map(String::from))))
+        .collect()
+}
+
+/// Every seq of the changelog appears once and they are exactly 0..n.
+async fn assert_changelog_exact(w: &Workdir) -> u64 {
+    let r =
+        &query(w, "SELECT count(*) AS n, count(DISTINCT _cdc_seq) AS d, min(_cdc_seq) AS lo, max(_cdc_seq) AS hi FROM shop.acct__changes")
+            .await[0];
+    let (n, d, lo, hi) = (r["n"].as_u64().unwrap(), r["d"].as_u64().unwrap(), r["lo"].as_u64().unwrap(), r["hi"].as_u64().unwrap());
+    assert_eq!((n, d, lo, hi), (n, n, 0, n - 1), "changelog seqs not exactly 0..{n}: {r}");
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_is_the_default_sink_and_matches_the_source() {
+    let db = MariaDb::start();
+    seed_table(&db, 300).await;
+    let w = Workdir::with_config(&lake_config(&db, ""));
+    w.run_once().await;
+    assert!(w.path().join("lake/shop/acct/_delta_log").is_dir(), "no current-state table");
+    assert_eq!(lake_table(&w).await, source_table(&db).await);
+    db.exec(
+        "UPDATE shop.acct SET v = v * 10 WHERE id <= 50; UPDATE shop.acct SET id = 5000 WHERE id = 60; \
+         DELETE FROM shop.acct WHERE id BETWEEN 100 AND 120; INSERT INTO shop.acct VALUES (7000, 1, 'new'); \
+         BEGIN; UPDATE shop.acct SET note = 'twice' WHERE id = 1; UPDATE shop.acct SET note = 'thrice' WHERE id = 1; COMMIT",
+    )
+    .await;
+    w.run_once().await;
+    assert_eq!(lake_table(&w).await, source_table(&db).await, "current state after updates, key change, deletes");
+    let ops = query(&w, "SELECT _cdc_op AS op, count(*) AS n FROM shop.acct__changes GROUP BY _cdc_op ORDER BY op").await;
+    assert_eq!(ops.len(), 4, "r, c, u, d all in the changelog: {ops:?}");
+    assert_changelog_exact(&w).await;
+
+    // Schema evolution: a new column appears (null before), a dropped one stays as nulls.
+    db.exec("ALTER TABLE shop.acct ADD COLUMN extra VARCHAR(8); INSERT INTO shop.acct VALUES (8000, 2, 'x', 'hello'); UPDATE shop.acct SET extra = 'e' WHERE id = 2").await;
+    db.exec("ALTER TABLE shop.acct DROP COLUMN note; INSERT INTO shop.acct VALUES (8001, 3, 'bye')").await;
+    w.run_once().await;
+    let rows = query(&w, "SELECT id, note, extra FROM shop.acct WHERE id IN (2, 3, 8000, 8001) ORDER BY id").await;
+    assert_eq!(rows[0]["extra"], "e");
+    assert!(rows[1]["extra"].is_null(), "{rows:?}");
+    assert_eq!(rows[2]["extra"], "hello");
+    assert!(rows[3]["note"].is_null() && rows[3]["extra"] == "bye", "{rows:?}");
+    assert_changelog_exact(&w).await;
+
+    let v = w.sluice("validate", &[]).await;
+    assert_eq!(v.code, Some(0), "{v}");
+    // A change the binlog never saw is a mismatch that names the key.
+    db.exec("SET sql_log_bin = 0; UPDATE shop.acct SET v = -1 WHERE id = 7").await;
+    let v = w.sluice("validate", &[]).await;
+    assert_eq!(v.code, Some(1), "{v}");
+    assert!(v.stdout.contains("MISMATCH") && v.stdout.contains("differs: key 7"), "{v}");
+
+    let cfg = w.config_str();
+    let ddl = common::sluice(&["lake", "ddl", "-c", &cfg, "--engine", "athena"], &[]).await;
+    assert!(ddl.stdout.contains("CREATE EXTERNAL TABLE `shop`.`acct__changes`") && ddl.stdout.contains("'table_type' = 'DELTA'"), "{ddl}");
+    let ddl = common::sluice(&["lake", "ddl", "-c", &cfg, "--engine", "trino"], &[]).await;
+    assert!(ddl.stdout.contains("delta.system.register_table(schema_name => 'shop', table_name => 'acct'"), "{ddl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_never_applies_a_change_twice_to_the_lake() {
+    let db = MariaDb::start();
+    seed_table(&db, 20_000).await;
+    let w = Workdir::with_config(&lake_config(
+        &db,
+        "[snapshot]\nchunk_size = 2000\n[sink.lake]\npath = \"lake\"\nflush_interval = \"200ms\"\n",
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = workload(&db, stop.clone(), 11);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    for round in 0..6 {
+        let mut bg = w.spawn(&format!("run{round}"), "run", &[]);
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(300..2500))).await;
+        bg.assert_running();
+        assert!(Command::new("kill").arg("-9").arg(bg.pid().to_string()).status().unwrap().success());
+        let _ = bg.wait().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let out = w.spawn("final", "run", &["--once"]).wait().await;
+    assert_eq!(out.code, Some(0), "{out}");
+    let expected = source_table(&db).await;
+    let got = lake_table(&w).await;
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "lake current state differs from the source after kill -9");
+    let n = assert_changelog_exact(&w).await;
+    let next_seq = w.status().await["next_seq"].as_u64().unwrap();
+    assert_eq!(n, next_seq, "changelog holds every change up to the committed position");
+}
+
+fn python_bin() -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/python-env.sh");
+    let out = Command::new("bash").arg(script).output().expect("python-env.sh");
+    assert!(out.status.success(), "python-env.sh: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn read_with(reader: &str, path: &str, opts: &[String]) -> Table {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/lake-readers.py");
+    let out =
+        Command::new(format!("{}/python", python_bin())).args([script, reader, path, "id,v,note"]).args(opts).output().expect("python");
+    assert!(out.status.success(), "{reader}: {}", String::from_utf8_lossy(&out.stderr));
+    parse_lines(&String::from_utf8_lossy(&out.stdout))
+        .iter()
+        .map(|r| (r["id"].as_i64().unwrap(), (r["v"].as_i64(), r["note"].as_str().map(String::from))))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_readers_agree_with_the_source() {
+    let db = MariaDb::start();
+    seed_table(&db, 2_000).await;
+    let w = Workdir::with_config(&lake_config(&db, ""));
+    w.run_once().await;
+    db.exec("UPDATE shop.acct SET v = 0, note = NULL WHERE id % 7 = 0; DELETE FROM shop.acct WHERE id % 11 = 0; UPDATE shop.acct SET id = id + 100000 WHERE id % 13 = 0").await;
+    w.run_once().await;
+    let path = w.path().join("lake/shop/acct").display().to_string();
+    let expected = source_table(&db).await;
+    assert!(read_with("deltalake", &path, &[]) == expected, "python deltalake disagrees with the source");
+    assert!(read_with("duckdb", &path, &[]) == expected, "DuckDB disagrees with the source");
+}
+
+struct Moto {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Moto {
+    fn start() -> Self {
+        python_bin();
+        let dir = tempfile::tempdir().unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto-server.sh");
+        let out = Command::new("bash")
+            .args([script, "start"])
+            .arg(dir.path())
+            .env("SLUICE_TEST_OWNER_PID", std::process::id().to_string())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let port = stdout.lines().find_map(|l| l.strip_prefix("port=")).and_then(|p| p.trim().parse().ok());
+        let port = port.unwrap_or_else(|| panic!("moto did not start: {}", String::from_utf8_lossy(&out.stderr)));
+        Self { dir, port }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto-server.sh");
+        let _ = Command::new("bash").args([script, "stop"]).arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_lake_on_an_s3_compatible_server() {
+    let moto = Moto::start();
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    // moto accepts any credentials; the bucket must exist.
+    let py = format!("{}/python", python_bin());
+    let mk = format!("import boto3; boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', aws_access_key_id='k', aws_secret_access_key='s').create_bucket(Bucket='lake')");
+    assert!(Command::new(&py).args(["-c", &mk]).status().unwrap().success());
+    let db = MariaDb::start();
+    seed_table(&db, 500).await;
+    let extra = format!(
+        "[sink.lake]\npath = \"s3://lake/prefix\"\n[sink.lake.s3]\nregion = \"us-east-1\"\nendpoint = \"{endpoint}\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\nallow_http = true\n"
+    );
+    let w = Workdir::with_config(&lake_config(&db, &extra));
+    w.run_once().await;
+    db.exec("UPDATE shop.acct SET v = 1 WHERE id < 10; DELETE FROM shop.acct WHERE id > 490").await;
+    w.run_once().await;
+    assert_eq!(lake_table(&w).await, source_table(&db).await);
+    assert_changelog_exact(&w).await;
+    let opts: Vec<String> = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "k"),
+        ("AWS_SECRET_ACCESS_KEY", "s"),
+        ("AWS_ALLOW_HTTP", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={v}"))
+    .collect();
+    assert!(read_with("deltalake", "s3://lake/prefix/shop/acct", &opts) == source_table(&db).await, "python deltalake over S3");
+}
