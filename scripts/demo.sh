@@ -38,9 +38,16 @@ kind = "mysql"
 url = "mysql://sluice:\${SLUICE_DB_PASSWORD}@127.0.0.1:$PORT"
 server_id = 6401
 tables = ["demo.users"]
+# The reference users table has no primary key: userid identifies a user for the lake's
+# current-state table (changes of userid are handled as key changes).
+keys = { "demo.users" = ["userid"] }
 
 [snapshot]
 mode = "initial"
+
+[sink.lake]
+path = "lake"
+flush_interval = "1s"
 
 [sink.jsonl]
 path = "events.jsonl"
@@ -93,3 +100,9 @@ kill -TERM "$RUN_PID"; wait "$RUN_PID"; echo "sluice run exited with $?"; RUN_PI
 
 say "sluice status"
 "$SLUICE" status -c "$WORK/sluice.toml"
+
+say "SQL over the lake: SELECT * FROM demo.users LIMIT 10 (the reference ends with this query in Athena)"
+"$SLUICE" query -c "$WORK/sluice.toml" "SELECT * FROM demo.users LIMIT 10"
+
+say "the changed rows, from the changelog (demo.users__changes)"
+"$SLUICE" query -c "$WORK/sluice.toml" "SELECT userid, firstname, lastname, _cdc_op, _cdc_seq, _cdc_ts FROM demo.users__changes WHERE _cdc_op <> 'r' ORDER BY _cdc_seq"

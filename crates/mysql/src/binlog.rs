@@ -311,7 +311,8 @@ impl<'a> BinlogReader<'a> {
                 self.infos.insert(id.clone(), info);
             }
         }
-        let layout = layout::build(t, self.infos.get(&id), self.collations)?;
+        let mut layout = layout::build(t, self.infos.get(&id), self.collations)?;
+        self.shared.cfg.apply_keys(Arc::make_mut(&mut layout.schema));
         Ok(Some(Arc::new(layout)))
     }
 }

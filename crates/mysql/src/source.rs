@@ -188,7 +188,8 @@ async fn load_tables(shared: &Shared, meta: &mut Conn) -> Result<Vec<TableInfo>,
     }
     let mut tables = Vec::with_capacity(ids.len());
     for id in &ids {
-        let t = load_table(meta, id).await?;
+        let mut t = load_table(meta, id).await?;
+        shared.cfg.apply_keys(std::sync::Arc::make_mut(&mut t.schema));
         if t.schema.key.is_empty() {
             warn!(table = %id, "table has no primary key: its changes carry full row images; current-state sinks need key columns");
         }

@@ -25,7 +25,8 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     println!("{:<32} {:>10} {:>10} {:>8}  result", "table", "source", "lake", "buckets");
     for id in &ids {
-        let info = load_table(&mut conn, id).await?;
+        let mut info = load_table(&mut conn, id).await?;
+        cfg.apply_keys(std::sync::Arc::make_mut(&mut info.schema));
         if info.schema.key.is_empty() {
             println!("{:<32} {:>10} {:>10} {:>8}  skipped: no primary key (changelog only)", id.to_string(), "-", "-", "-");
             continue;

@@ -39,6 +39,10 @@ pub struct SourceConfig {
     pub tables: Vec<TablePattern>,
     #[serde(default)]
     pub exclude: Vec<TablePattern>,
+    /// Key columns for tables without a primary key, e.g. `{ "demo.users" = ["userid"] }`,
+    /// so the lake can keep their current state.
+    #[serde(default)]
+    pub keys: std::collections::BTreeMap<String, Vec<String>>,
     /// How long to keep reconnecting after the server goes away before giving up.
     #[serde(default = "defaults::reconnect_timeout")]
     pub reconnect_timeout: HumanDuration,
@@ -276,6 +280,19 @@ impl Config {
     fn default_sinks(&mut self) {
         if self.sink.lake.is_none() && self.sink.jsonl.is_none() {
             self.sink.lake = Some(LakeSinkConfig::default());
+        }
+    }
+
+    /// Applies configured key columns to a keyless table schema.
+    pub fn apply_keys(&self, schema: &mut crate::schema::TableSchema) {
+        if !schema.key.is_empty() {
+            return;
+        }
+        if let Some(cols) = self.source.keys.get(&schema.id.to_string()) {
+            let idx: Vec<usize> = cols.iter().filter_map(|c| schema.columns.iter().position(|x| x.name.eq_ignore_ascii_case(c))).collect();
+            if idx.len() == cols.len() {
+                schema.key = idx;
+            }
         }
     }
 
