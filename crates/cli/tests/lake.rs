@@ -216,3 +216,33 @@ async fn s3_lake_on_an_s3_compatible_server() {
     .collect();
     assert!(read_with("deltalake", "s3://lake/prefix/shop/acct", &opts) == source_table(&db).await, "python deltalake over S3");
 }
+
+/// Upkeep: with `compact_every = 3`, small files are compacted and replaced ones vacuumed, so
+/// the number of live files stays small however many commits a table takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_keeps_live_files_few() {
+    let db = MariaDb::start();
+    seed_table(&db, 100).await;
+    let w = Workdir::with_config(&lake_config(&db, "[sink.lake]\npath = \"lake\"\ncompact_every = 3\nretention = \"0s\"\n"));
+    w.run_once().await;
+    for i in 0..9 {
+        db.exec(&format!("INSERT INTO shop.acct VALUES ({}, 1, 'x')", 1000 + i)).await;
+        w.run_once().await;
+    }
+    let py = format!("{}/python", python_bin());
+    let count = |table: &str| {
+        let path = w.path().join("lake/shop").join(table).display().to_string();
+        let code = format!("from deltalake import DeltaTable; print(len(DeltaTable('{path}').file_uris()))");
+        let out = Command::new(&py).args(["-c", &code]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse::<usize>().unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let parquet_on_disk = std::fs::read_dir(w.path().join("lake/shop/acct"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        .count();
+    assert!(count("acct") <= 2, "current state has {} live files after 10 commits", count("acct"));
+    assert!(count("acct__changes") <= 4, "changelog has {} live files after 10 commits", count("acct__changes"));
+    assert!(parquet_on_disk <= 3, "vacuum left {parquet_on_disk} parquet files in the current-state table");
+    assert_eq!(lake_table(&w).await, source_table(&db).await);
+}

@@ -146,9 +146,14 @@ impl Delta {
         self.commits_since_upkeep += 1;
     }
 
-    /// Compaction of small files and vacuum of replaced ones, every `every` commits.
+    /// Compaction of small files and vacuum of replaced ones, every `every` commits — counted
+    /// in this process, or as live files, so short `--once` runs compact too.
     pub async fn upkeep(&mut self, every: u32, retention: std::time::Duration) -> Result<(), SluiceError> {
-        if every == 0 || self.commits_since_upkeep < every || self.table.version().is_none() {
+        if every == 0 || self.table.version().is_none() {
+            return Ok(());
+        }
+        let files = self.table.snapshot().map(|s| s.log_data().num_files()).unwrap_or(0);
+        if self.commits_since_upkeep < every && files <= every as usize {
             return Ok(());
         }
         self.commits_since_upkeep = 0;
