@@ -16,6 +16,7 @@ pub mod schema;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod transform;
 pub mod value;
 
 pub use error::{ErrorKind, SluiceError};

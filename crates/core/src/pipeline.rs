@@ -12,6 +12,7 @@ use crate::error::{Result, SluiceError};
 use crate::sink::Sink;
 use crate::source::{Source, SourceMsg};
 use crate::state::{State, StateStore, TableStats};
+use crate::transform::Transform;
 
 /// Messages buffered between source and sinks: bounds memory and gives backpressure.
 const CHANNEL_CAPACITY: usize = 32;
@@ -27,6 +28,8 @@ pub enum Stopped {
 
 pub struct Pipeline {
     pub source: Box<dyn Source>,
+    /// Applied in order to every batch before any sink sees it.
+    pub transforms: Vec<Box<dyn Transform>>,
     pub sinks: Vec<Box<dyn Sink>>,
     pub store: StateStore,
     pub commit_interval: Duration,
@@ -37,6 +40,7 @@ pub struct Pipeline {
 struct Pending {
     checkpoint: Checkpoint,
     marks: BTreeMap<String, Json>,
+    transform_marks: BTreeMap<String, Json>,
     tables: BTreeMap<String, TableStats>,
     source_ts_ms: Option<i64>,
 }
@@ -46,6 +50,9 @@ impl Pipeline {
     /// On every exit path the last complete checkpoint is committed first.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<Stopped> {
         let mut state = self.store.load()?;
+        for t in &mut self.transforms {
+            t.open(state.transforms.get(t.name()).cloned())?;
+        }
         for sink in &mut self.sinks {
             let committed = state.sinks.get(sink.name()).cloned();
             sink.open(committed).await?;
@@ -73,6 +80,10 @@ impl Pipeline {
                 () = &mut shutdown => break Ok(Stopped::Shutdown),
                 msg = rx.recv() => match msg {
                     Some(SourceMsg::Events(events)) => {
+                        let events = match apply_all(&mut self.transforms, events) {
+                            Ok(events) => events,
+                            Err(e) => break Err(e),
+                        };
                         for ev in &events {
                             tables.entry(ev.schema.id.to_string()).or_default().count(ev.op, ev.ts_ms);
                             if ev.op != crate::event::Op::Read {
@@ -85,7 +96,8 @@ impl Pipeline {
                     }
                     Some(SourceMsg::Checkpoint(checkpoint)) => {
                         let marks = self.sinks.iter().map(|s| (s.name().to_string(), s.mark())).collect();
-                        pending = Some(Pending { checkpoint, marks, tables: tables.clone(), source_ts_ms });
+                        let transform_marks = self.transforms.iter().map(|t| (t.name().to_string(), t.mark())).collect();
+                        pending = Some(Pending { checkpoint, marks, transform_marks, tables: tables.clone(), source_ts_ms });
                         if last_commit.elapsed() >= self.commit_interval {
                             if let Err(e) = commit(&mut self.sinks, &self.store, &mut state, &mut pending).await {
                                 break Err(e);
@@ -128,6 +140,13 @@ impl Pipeline {
     }
 }
 
+fn apply_all(transforms: &mut [Box<dyn Transform>], mut events: Vec<crate::event::ChangeEvent>) -> Result<Vec<crate::event::ChangeEvent>> {
+    for t in transforms.iter_mut() {
+        events = t.apply(events)?;
+    }
+    Ok(events)
+}
+
 async fn write_all(sinks: &mut [Box<dyn Sink>], events: &[crate::event::ChangeEvent]) -> Result<()> {
     for sink in sinks.iter_mut() {
         sink.write(events).await?;
@@ -143,6 +162,7 @@ async fn commit(sinks: &mut [Box<dyn Sink>], store: &StateStore, state: &mut Sta
     }
     state.checkpoint = Some(p.checkpoint);
     state.sinks = p.marks;
+    state.transforms = p.transform_marks;
     state.tables = p.tables;
     state.source_ts_ms = p.source_ts_ms;
     state.committed_at_ms = chrono::Utc::now().timestamp_millis();

@@ -46,6 +46,9 @@ pub struct State {
     pub checkpoint: Option<Checkpoint>,
     /// Sink name → the sink's mark at `checkpoint`.
     pub sinks: BTreeMap<String, Json>,
+    /// Transform name → the transform's mark at `checkpoint` (e.g. PII detection decisions).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub transforms: BTreeMap<String, Json>,
     /// `db.table` → counters up to `checkpoint`.
     pub tables: BTreeMap<String, TableStats>,
     /// Wall-clock time of this commit, ms since the epoch.

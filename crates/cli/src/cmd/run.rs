@@ -6,23 +6,42 @@ use sluice_core::config::Config;
 use sluice_core::pipeline::{Pipeline, Stopped};
 use sluice_core::sink::Sink;
 use sluice_core::state::StateStore;
+use sluice_core::transform::Transform;
 use sluice_jsonl::JsonlSink;
 use sluice_lake::LakeSink;
 use sluice_mysql::MysqlSource;
+use sluice_transform::Masker;
 use tracing::info;
 
 pub async fn run(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
+    let transforms = build_transforms(&cfg)?;
     super::check::preflight(&cfg).await?;
     let sinks = build_sinks(&cfg)?;
     let store = StateStore::open_locked(&cfg.state.dir)?;
-    let pipeline = Pipeline { source: Box::new(MysqlSource::new(cfg.clone())), sinks, store, commit_interval: cfg.commit_interval(), once };
+    let pipeline = Pipeline {
+        source: Box::new(MysqlSource::new(cfg.clone())),
+        transforms,
+        sinks,
+        store,
+        commit_interval: cfg.commit_interval(),
+        once,
+    };
     let stopped = pipeline.run(shutdown_signal()).await.context("pipeline stopped")?;
     match stopped {
         Stopped::CaughtUp => info!("caught up with the binlog end seen at start (--once)"),
         Stopped::Shutdown => info!("shut down on signal"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Masking runs before every sink; a missing key for `hash` fails here, before anything runs.
+pub(crate) fn build_transforms(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Transform>>> {
+    let mut transforms: Vec<Box<dyn Transform>> = Vec::new();
+    if let Some(m) = Masker::from_config(cfg)? {
+        transforms.push(Box::new(m));
+    }
+    Ok(transforms)
 }
 
 fn build_sinks(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Sink>>> {

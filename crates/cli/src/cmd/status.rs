@@ -1,9 +1,12 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 use sluice_core::state::StateStore;
 use sluice_core::value::format_datetime;
+use sluice_transform::Decision;
 
 pub async fn run(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
@@ -17,6 +20,7 @@ pub async fn run(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     };
     // Lag: how old the newest committed change is when the pipeline last committed.
     let lag_ms = state.source_ts_ms.map(|ts| (state.committed_at_ms - ts).max(0));
+    let decisions = pii_decisions(&state.transforms);
     if as_json {
         let v = json!({
             "phase": phase,
@@ -26,6 +30,7 @@ pub async fn run(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
             "source_ts_ms": state.source_ts_ms,
             "lag_ms": lag_ms,
             "tables": state.tables,
+            "pii_detection": decisions,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
@@ -46,5 +51,26 @@ pub async fn run(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         let last = t.last_change_ms.map(|ms| format_datetime(ms * 1000, true)).unwrap_or_else(|| "-".into());
         println!("{name:<32} {:>12} {:>10} {:>10} {:>10}  {last}", t.full_load_rows, t.inserts, t.updates, t.deletes);
     }
+    if !decisions.is_empty() {
+        println!();
+        println!("{:<40} {:<10} {:<14} {:>8} {:>8}", "PII detection: column", "decision", "entity", "matched", "sampled");
+        for (column, d) in &decisions {
+            let (what, entity, matched, seen) = match d {
+                Decision::Masked { entity, seen, hits } => ("masked", entity.name(), *hits, *seen),
+                Decision::Clear { seen } => ("clear", "-", 0, *seen),
+                Decision::Sampling { seen, hits } => ("sampling", "-", hits.values().copied().max().unwrap_or(0), *seen),
+            };
+            println!("{column:<40} {what:<10} {entity:<14} {matched:>8} {seen:>8}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The masking transform's persisted detection decisions, `db.table.column` → decision.
+fn pii_decisions(transforms: &BTreeMap<String, serde_json::Value>) -> BTreeMap<String, Decision> {
+    transforms
+        .get("mask")
+        .and_then(|m| m.get("decisions"))
+        .and_then(|d| serde_json::from_value(d.clone()).ok())
+        .unwrap_or_default()
 }

@@ -2,6 +2,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use sluice_core::state::StateStore;
+use sluice_core::transform::Transform;
 use sluice_core::TableId;
 use sluice_lake::convert::{to_batch, Kind, LakeRow};
 use sluice_lake::deltalake::arrow::datatypes::{DataType, Field};
@@ -22,11 +24,21 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     }
     let registered: Vec<(TableId, bool)> = lake_tables.into_iter().filter(|(id, ch)| !ch && ids.contains(id)).collect();
     let ctx = session(&storage, &registered).await?;
+    // The lake holds masked rows: mask the source's the same way, with the committed decisions.
+    let mut masker = sluice_transform::Masker::from_config(&cfg)?;
+    if let Some(m) = &mut masker {
+        let state = StateStore::open_read_only(&cfg.state.dir).load()?;
+        m.open(state.transforms.get(m.name()).cloned())?;
+    }
     let mut failed = false;
     println!("{:<32} {:>10} {:>10} {:>8}  result", "table", "source", "lake", "buckets");
     for id in &ids {
         let mut info = load_table(&mut conn, id).await?;
         cfg.apply_keys(std::sync::Arc::make_mut(&mut info.schema));
+        let masked_schema = match &mut masker {
+            Some(m) => m.mask_rows(&info.schema, Vec::new())?.0,
+            None => info.schema.clone(),
+        };
         if info.schema.key.is_empty() {
             println!("{:<32} {:>10} {:>10} {:>8}  skipped: no primary key (changelog only)", id.to_string(), "-", "-", "-");
             continue;
@@ -42,13 +54,13 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
                 b.schema()
                     .fields()
                     .iter()
-                    .filter(|f| !f.name().starts_with("_cdc_") && info.schema.columns.iter().any(|c| c.name.to_lowercase() == *f.name()))
+                    .filter(|f| !f.name().starts_with("_cdc_") && masked_schema.columns.iter().any(|c| c.name.to_lowercase() == *f.name()))
                     .map(|f| plain(f))
                     .collect()
             })
             .unwrap_or_default();
         let cols: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
-        let keys: Vec<String> = info.schema.key_names().iter().map(|k| k.to_lowercase()).collect();
+        let keys: Vec<String> = masked_schema.key_names().iter().map(|k| k.to_lowercase()).collect();
         let mut cmp = Comparison::new(cols, keys);
         lake.iter().for_each(|b| cmp.add_lake(b));
         if fields.is_empty() {
@@ -65,9 +77,13 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
             continue;
         }
         scan_table(&cfg.source.url, &info, |rows| {
+            let (schema, rows) = match &mut masker {
+                Some(m) => m.mask_rows(&info.schema, rows)?,
+                None => (info.schema.clone(), rows),
+            };
             let lake_rows: Vec<LakeRow<'_>> =
                 rows.iter().map(|r| LakeRow { values: r, op: "r", ts_ms: 0, seq: 0, tx: None, deleted: false }).collect();
-            let batch = to_batch(&fields, &info.schema, Kind::Current, &lake_rows).map_err(sluice_core::SluiceError::permanent)?;
+            let batch = to_batch(&fields, &schema, Kind::Current, &lake_rows).map_err(sluice_core::SluiceError::permanent)?;
             cmp.add_source(&batch);
             Ok(())
         })

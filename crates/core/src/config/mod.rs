@@ -2,6 +2,7 @@
 //! bad values rejected with the file, line and key.
 mod duration;
 mod interpolate;
+mod mask;
 mod pattern;
 mod secret;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use duration::HumanDuration;
+pub use mask::{ColumnPattern, DetectConfig, Entity, MaskKeyConfig, MaskMethod, MaskRule, MASK_KEY_ENV, MIN_KEY_BYTES};
 pub use pattern::TablePattern;
 pub use secret::{Secret, SecretUrl};
 
@@ -21,6 +23,13 @@ pub struct Config {
     pub source: SourceConfig,
     #[serde(default)]
     pub snapshot: SnapshotConfig,
+    /// `[[mask]]` rules, applied before every sink.
+    #[serde(default)]
+    pub mask: Vec<MaskRule>,
+    /// `[detect]`: content-based PII detection.
+    pub detect: Option<DetectConfig>,
+    #[serde(default)]
+    pub mask_key: MaskKeyConfig,
     #[serde(default)]
     pub sink: SinksConfig,
     #[serde(default)]
@@ -246,12 +255,17 @@ impl Config {
                 return Err("[sink.jsonl] path is empty: give a file path or \"-\" for stdout".into());
             }
         }
-        Ok(())
+        mask::validate(&self.mask, self.detect.as_ref())
     }
 
     fn resolve_paths(&mut self, base: &Path) {
         if self.state.dir.is_relative() {
             self.state.dir = base.join(&self.state.dir);
+        }
+        if let Some(f) = &mut self.mask_key.file {
+            if f.is_relative() {
+                *f = base.join(&*f);
+            }
         }
         if let Some(j) = &mut self.sink.jsonl {
             if j.path != "-" && Path::new(&j.path).is_relative() {
@@ -263,6 +277,11 @@ impl Config {
                 l.path = base.join(&l.path).display().to_string();
             }
         }
+    }
+
+    /// Whether any masking or detection is configured.
+    pub fn masks_anything(&self) -> bool {
+        !self.mask.is_empty() || self.detect.is_some()
     }
 
     /// Whether `db.table` is captured.
