@@ -1,4 +1,4 @@
-# sluice — the two commands: `make demo` and `make test`.
+# sluice — the two commands: `make demo` and `make test` (and `make bench`, docs/benchmarks.md).
 # A persistent target dir lets repeated runs (and CI on the same machine) reuse the build.
 export CARGO_TARGET_DIR ?= /var/tmp/sluice-target
 export CARGO_TERM_COLOR ?= never
@@ -22,6 +22,12 @@ test: deps
 ## make demo: throwaway MariaDB, 50k sample users, the pipeline, live changes.
 demo: build
 	scripts/demo.sh
+
+## make bench: the benchmark suite against a private MariaDB (docs/benchmarks.md), built with the
+## release-like perf profile; prints a table and writes bench/results.json. BENCH_QUICK=1: small sizes.
+bench: deps
+	cargo build --profile perf --bin sluice --bin sluice-demo-data --bin sluice-bench
+	BENCH_BIN_DIR=$(CARGO_TARGET_DIR)/perf scripts/bench.sh
 
 fmt:
 	cargo fmt --all
