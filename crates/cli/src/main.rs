@@ -61,6 +61,9 @@ enum Command {
         /// Stop after N events (otherwise follow until interrupted).
         #[arg(long)]
         limit: Option<usize>,
+        /// Print the events there are now and exit instead of waiting for new ones.
+        #[arg(long)]
+        no_follow: bool,
         /// Only events of this table (`db.table`, globs allowed).
         #[arg(long)]
         table: Option<String>,
@@ -127,7 +130,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { config, once } => cmd::run::run(&config, once).await,
             Command::Check { config } => cmd::check::run(&config).await,
-            Command::Tail { config, from, limit, table, format } => cmd::tail::run(&config, from, limit, table, format).await,
+            Command::Tail { config, from, limit, no_follow, table, format } => {
+                cmd::tail::run(&config, from, limit, !no_follow, table, format).await
+            }
             Command::Status { config, json } => cmd::status::run(&config, json).await,
             Command::Query { config, sql, format } => cmd::query::run(&config, &sql, format).await,
             Command::Validate { config, table } => cmd::validate::run(&config, table.as_deref()).await,

@@ -1,6 +1,7 @@
 //! `sluice check` against private MariaDB servers: each misconfiguration fails with exit 1,
 //! naming the setting and its fix; a good server passes. `sluice run` refuses to start on a
 //! failed check and writes nothing.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use common::{closed_port, config_text, Out, Workdir};

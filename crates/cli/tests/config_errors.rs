@@ -1,6 +1,7 @@
 //! Config errors: every command refuses a bad config with exit code 1 and one readable message
 //! naming file:line and the key; secrets from `${ENV}` never appear in the output.
 //! No database is needed: the url points at a closed port.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use common::{closed_port, config_text, sluice, Out, Workdir};

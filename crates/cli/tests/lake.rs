@@ -1,6 +1,7 @@
 //! The lake sink end to end: current state and changelog against the source, schema changes,
 //! exactly once under kill -9, S3 (moto), independent readers (python deltalake, DuckDB),
 //! `validate` and `lake ddl`.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use std::process::Command;

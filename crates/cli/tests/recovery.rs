@@ -2,6 +2,7 @@
 //! runs, a server restart mid-stream, and a purged resume point. After recovery the events
 //! file must hold every change exactly once (seqs 0..n, no gap, no repeat), and replaying it
 //! must rebuild the source table exactly.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,6 @@
 //! `sluice run --once` end to end: snapshot, then exactly the binlog changes made since, in
 //! commit order with consecutive seqs, and per-table counters in `status --json`.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use common::{op, seq, Workdir};

@@ -1,5 +1,6 @@
 //! SIGTERM while `sluice run` is busy: it commits and exits 0, and the next `run --once`
 //! continues exactly there: every change once, seqs consecutive, nothing emitted twice.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use std::collections::BTreeMap;

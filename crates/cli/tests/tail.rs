@@ -1,5 +1,6 @@
 //! `sluice tail`: reading the events file back (limit, table filter, DMS re-encoding) and
 //! following a running pipeline; SIGTERM stops `run` with exit 0 and a committed position.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use common::{eventually, fd_offset, op, parse_lines, seq, Workdir};

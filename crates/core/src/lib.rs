@@ -13,6 +13,7 @@ pub mod error;
 pub mod event;
 pub mod pipeline;
 pub mod schema;
+pub mod seal;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -143,8 +143,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open_locked(dir.path()).unwrap();
         assert!(store.load().unwrap().checkpoint.is_none());
-        let mut st = State::default();
-        st.checkpoint = Some(Checkpoint { position: serde_json::json!({"file": "b.000001"}), next_seq: 7 });
+        let mut st =
+            State { checkpoint: Some(Checkpoint { position: serde_json::json!({"file": "b.000001"}), next_seq: 7 }), ..State::default() };
         st.tables.entry("db.t".into()).or_default().count(Op::Insert, 5);
         store.save(&st).unwrap();
         let back = store.load().unwrap();

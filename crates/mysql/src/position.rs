@@ -2,6 +2,7 @@
 use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
+use sluice_core::seal::Sealer;
 use sluice_core::SluiceError;
 
 /// A binlog coordinate: the position of the next event to read.
@@ -48,7 +49,36 @@ pub struct SnapshotProgress {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableCursor {
     pub table: String,
+    /// The key in clear (empty when sealed).
     pub last_key: Vec<Option<String>>,
+    /// The key sealed with the masking key, when masking is configured: key columns may be PII.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
+}
+
+impl TableCursor {
+    pub fn new(table: String, key: Vec<Option<String>>, sealer: Option<&Sealer>) -> Self {
+        match sealer {
+            Some(s) => {
+                let plain = serde_json::to_vec(&key).unwrap_or_default();
+                Self { table, last_key: Vec::new(), sealed: Some(s.seal(&plain)) }
+            }
+            None => Self { table, last_key: key, sealed: None },
+        }
+    }
+
+    /// The last key, unsealed if needed.
+    pub fn key(self, sealer: Option<&Sealer>) -> Result<Vec<Option<String>>, SluiceError> {
+        let Some(sealed) = self.sealed else { return Ok(self.last_key) };
+        let s = sealer.ok_or_else(|| {
+            SluiceError::permanent(format!(
+                "the state's snapshot position is sealed with the masking key, which is not set: set {} (or [mask_key] file) as when it was written",
+                sluice_core::config::MASK_KEY_ENV
+            ))
+        })?;
+        let plain = s.open(&sealed)?;
+        serde_json::from_slice(&plain).map_err(|e| SluiceError::permanent(format!("sealed snapshot position is malformed: {e}")))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,7 +71,7 @@ impl Snapshot {
         let chunk = shared.cfg.snapshot.chunk_size.get() as usize;
         for table in todo {
             let name = table.schema.id.to_string();
-            let mut last_key = progress.current.take().filter(|c| c.table == name).map(|c| c.last_key);
+            let mut last_key = progress.current.take().filter(|c| c.table == name).map(|c| c.key(shared.sealer.as_ref())).transpose()?;
             let keyset = !table.schema.key.is_empty() && table.schema.key.iter().all(|&k| keyset_type(&table.schema.columns[k].ty));
             info!(table = %name, resumed = last_key.is_some(), "snapshotting table");
             loop {
@@ -80,7 +80,7 @@ impl Snapshot {
                 let Some(rows) = rows else { return Ok(false) };
                 if keyset && rows == chunk {
                     last_key = key;
-                    progress.current = Some(TableCursor { table: name.clone(), last_key: last_key.clone().unwrap_or_default() });
+                    progress.current = Some(TableCursor::new(name.clone(), last_key.clone().unwrap_or_default(), shared.sealer.as_ref()));
                 } else {
                     progress.current = None;
                     progress.done.push(name.clone());

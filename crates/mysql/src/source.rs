@@ -12,6 +12,8 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::binlog::{BinlogReader, Cursor, StreamEnd};
+use sluice_core::seal::Sealer;
+
 use crate::conn::{classify, connect, flavor, Flavor};
 use crate::layout::Collations;
 use crate::position::{BinlogPos, MysqlPosition, SnapshotProgress};
@@ -22,6 +24,8 @@ use crate::snapshot::Snapshot;
 pub struct Shared {
     pub cfg: Config,
     pub flavor: Flavor,
+    /// Seals snapshot positions (which hold key values) when masking is configured.
+    pub sealer: Option<Sealer>,
 }
 
 pub struct MysqlSource {
@@ -38,7 +42,8 @@ impl MysqlSource {
 impl Source for MysqlSource {
     async fn run(self: Box<Self>, resume: Option<Checkpoint>, out: mpsc::Sender<SourceMsg>) -> Result<(), SluiceError> {
         let mut meta = connect(&self.cfg.source.url).await?;
-        let shared = Shared { flavor: flavor(&mut meta).await?, cfg: self.cfg };
+        let sealer = sealer(&self.cfg)?;
+        let shared = Shared { flavor: flavor(&mut meta).await?, cfg: self.cfg, sealer };
         let collations = load_collations(&mut meta).await?;
         let end = master_position(&mut meta).await?;
         let resume_pos = resume.as_ref().map(|c| MysqlPosition::from_json(&c.position)).transpose()?;
@@ -75,6 +80,16 @@ impl Source for MysqlSource {
         cursor.caught_up_at = Some(end);
         stream_forever(&shared, &mut meta, &collations, cursor, &out).await
     }
+}
+
+/// With masking configured, key values may be PII: positions holding them are sealed with the
+/// masking key (when there is none, no key column can be masked: the masker refuses that).
+fn sealer(cfg: &Config) -> Result<Option<Sealer>, SluiceError> {
+    if !cfg.masks_anything() {
+        return Ok(None);
+    }
+    let key = cfg.mask_key_bytes().map_err(SluiceError::permanent)?;
+    Ok(key.filter(|k| k.len() >= sluice_core::config::MIN_KEY_BYTES).map(|k| Sealer::new(&k)))
 }
 
 /// Reads the snapshot to the end and sends the checkpoint that hands over to the binlog.

@@ -1,5 +1,6 @@
 //! Binlog streaming semantics against a real MariaDB: transactions, large transactions,
 //! rotation, keyless tables, key changes and schema changes mid-stream.
+#![allow(clippy::unwrap_used)]
 use std::time::Duration;
 
 use sluice_core::checkpoint::Checkpoint;
@@ -53,7 +54,7 @@ fn col(e: &ChangeEvent, row: &[Value], name: &str) -> Value {
     row[i].clone()
 }
 
-fn after<'a>(e: &'a ChangeEvent) -> &'a [Value] {
+fn after(e: &ChangeEvent) -> &[Value] {
     e.after.as_deref().expect("after image")
 }
 

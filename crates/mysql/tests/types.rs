@@ -2,6 +2,7 @@
 //! (text protocol, op Read) or the binlog (row image, op Insert) reads it, and that value must be
 //! the documented one. One table `types.t_<case>` per case, one shared server; each case is its
 //! own test so a failure names the type.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use common::*;

@@ -1,4 +1,5 @@
 //! Needs `mariadbd` (the script installs it with apt-get if missing).
+#![allow(clippy::unwrap_used)]
 
 use mysql_async::prelude::Queryable;
 use sluice_testkit::{connect, users, MariaDb};

@@ -32,18 +32,7 @@ impl MaskKey {
     /// Loads the key the config points at. Missing is an error only when a rule needs it
     /// (`hash`); key columns that get masked need it too, which the masker checks per table.
     pub fn load(cfg: &Config) -> Result<Option<Self>, SluiceError> {
-        let raw = match &cfg.mask_key.file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| {
-                SluiceError::permanent(format!("cannot read the masking key file {} ([mask_key] file): {e}", path.display()))
-            })?),
-            None => std::env::var_os(MASK_KEY_ENV).map(|v| v.into_encoded_bytes()),
-        };
-        let key = raw.map(|mut b| {
-            while b.last().is_some_and(|c| c.is_ascii_whitespace()) {
-                b.pop();
-            }
-            b
-        });
+        let key = cfg.mask_key_bytes().map_err(SluiceError::permanent)?;
         let needed = cfg.mask.iter().any(|r| r.method.needs_key()) || cfg.detect.as_ref().is_some_and(|d| d.action == MaskMethod::Hash);
         match key {
             Some(k) => Self::from_bytes(k).map(Some),

@@ -289,8 +289,9 @@ impl Transform for Masker {
 
     fn open(&mut self, committed: Option<Json>) -> Result<(), SluiceError> {
         self.state = match committed {
-            Some(j) => serde_json::from_value(j)
-                .map_err(|e| SluiceError::permanent(format!("the state's PII detection decisions are unreadable ({e}); restore the state file")))?,
+            Some(j) => serde_json::from_value(j).map_err(|e| {
+                SluiceError::permanent(format!("the state's PII detection decisions are unreadable ({e}); restore the state file"))
+            })?,
             None => Persisted::default(),
         };
         self.generation += 1;
@@ -300,7 +301,9 @@ impl Transform for Masker {
         }
         for (column, d) in &self.state.decisions {
             match d {
-                Decision::Masked { entity, seen, hits } => info!(%column, entity = entity.name(), matched = hits, sampled = seen, "PII detection: masked"),
+                Decision::Masked { entity, seen, hits } => {
+                    info!(%column, entity = entity.name(), matched = hits, sampled = seen, "PII detection: masked")
+                }
                 Decision::Clear { seen } => info!(%column, sampled = seen, "PII detection: clear"),
                 Decision::Sampling { seen, .. } => info!(%column, sampled = seen, "PII detection: still sampling (matching values masked)"),
             }

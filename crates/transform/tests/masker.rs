@@ -1,4 +1,5 @@
 //! The masking transform on hand-built events: rules, key columns, schemas, detection decisions.
+#![allow(clippy::unwrap_used)]
 use std::sync::Arc;
 
 use sluice_core::config::{ColumnPattern, DetectConfig, Entity, MaskMethod, MaskRule};
@@ -18,7 +19,10 @@ fn schema(cols: &[(&str, SqlType)], key: &[usize]) -> SchemaRef {
 }
 
 fn users() -> SchemaRef {
-    schema(&[("id", SqlType::Int { bits: 32, unsigned: false }), ("email", SqlType::Text), ("phone", SqlType::Text), ("city", SqlType::Text)], &[0])
+    schema(
+        &[("id", SqlType::Int { bits: 32, unsigned: false }), ("email", SqlType::Text), ("phone", SqlType::Text), ("city", SqlType::Text)],
+        &[0],
+    )
 }
 
 fn text(s: &str) -> Value {
@@ -59,7 +63,8 @@ fn masker(rules: Vec<MaskRule>, detect: Option<DetectConfig>, key: Option<MaskKe
 #[test]
 fn rules_mask_before_and_after_images_and_retype_columns() {
     let s = users();
-    let mut m = masker(vec![rule(&["shop.users.email"], MaskMethod::Email, None), rule(&["*.phone"], MaskMethod::Partial, None)], None, None);
+    let mut m =
+        masker(vec![rule(&["shop.users.email"], MaskMethod::Email, None), rule(&["*.phone"], MaskMethod::Partial, None)], None, None);
     let before = vec![Value::Int(1), text("jane@example.com"), text("(206) 555-0142"), text("Seattle")];
     let after = vec![Value::Int(1), text("jane.doe@example.org"), text("(206) 555-0199"), text("Seattle")];
     let out = m.apply(vec![ev(&s, Op::Update, Some(before), Some(after), 0)]).unwrap();
@@ -136,7 +141,9 @@ fn a_column_added_mid_stream_is_masked_from_its_first_row() {
     let mut wider = (*s).clone();
     wider.columns.push(Column { name: "backup_email".into(), ty: SqlType::Text, nullable: true });
     let wider = Arc::new(wider);
-    let out = m.apply(vec![ev(&wider, Op::Insert, None, Some(vec![Value::Int(2), Value::Null, Value::Null, text("x"), text("b@example.com")]), 1)]).unwrap();
+    let out = m
+        .apply(vec![ev(&wider, Op::Insert, None, Some(vec![Value::Int(2), Value::Null, Value::Null, text("x"), text("b@example.com")]), 1)])
+        .unwrap();
     assert_eq!(out[0].after.as_ref().unwrap()[4], text(REDACTED));
 }
 
@@ -151,7 +158,11 @@ fn spans_inside_free_text_and_json_are_masked() {
             &s,
             Op::Insert,
             None,
-            Some(vec![Value::Int(1), text("call me at (206) 555-0142 please"), Value::Json(r#"{"contact":{"mail":"jane@example.com"},"n":3}"#.into())]),
+            Some(vec![
+                Value::Int(1),
+                text("call me at (206) 555-0142 please"),
+                Value::Json(r#"{"contact":{"mail":"jane@example.com"},"n":3}"#.into()),
+            ]),
             0,
         )])
         .unwrap();

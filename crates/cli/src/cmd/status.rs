@@ -68,9 +68,5 @@ pub async fn run(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
 
 /// The masking transform's persisted detection decisions, `db.table.column` → decision.
 fn pii_decisions(transforms: &BTreeMap<String, serde_json::Value>) -> BTreeMap<String, Decision> {
-    transforms
-        .get("mask")
-        .and_then(|m| m.get("decisions"))
-        .and_then(|d| serde_json::from_value(d.clone()).ok())
-        .unwrap_or_default()
+    transforms.get("mask").and_then(|m| m.get("decisions")).and_then(|d| serde_json::from_value(d.clone()).ok()).unwrap_or_default()
 }

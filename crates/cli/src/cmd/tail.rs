@@ -20,7 +20,14 @@ pub enum Format {
     Dms,
 }
 
-pub async fn run(path: &Path, from: From, limit: Option<usize>, table: Option<String>, format: Format) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    path: &Path,
+    from: From,
+    limit: Option<usize>,
+    follow: bool,
+    table: Option<String>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
     let Some(j) = &cfg.sink.jsonl else {
         bail!("`tail` follows the [sink.jsonl] file, and the config has none: add [sink.jsonl] path = \"./events.jsonl\"");
@@ -39,7 +46,7 @@ pub async fn run(path: &Path, from: From, limit: Option<usize>, table: Option<St
             Format::Debezium => EventFormat::Debezium,
             Format::Dms => EventFormat::Dms,
         },
-        follow: true,
+        follow,
         poll: Duration::from_millis(50),
     };
     let mut out = BufWriter::new(std::io::stdout());

@@ -19,7 +19,9 @@ impl ColumnPattern {
     pub fn parse(s: &str) -> Result<Self, String> {
         let parts: Vec<&str> = s.split('.').collect();
         if parts.iter().any(|p| p.is_empty()) || parts.len() > 3 {
-            return Err(format!("invalid column pattern `{s}`: expected db.table.column, table.column or column, e.g. \"shop.users.email\" or \"*.phone\""));
+            return Err(format!(
+                "invalid column pattern `{s}`: expected db.table.column, table.column or column, e.g. \"shop.users.email\" or \"*.phone\""
+            ));
         }
         let owned = |i: usize| parts.get(i).map(|p| p.to_string());
         let (db, table, column) = match parts.len() {
@@ -153,6 +155,25 @@ impl DetectConfig {
     pub fn examines(&self, db: &str, table: &str, column: &str) -> bool {
         (self.columns.is_empty() || self.columns.iter().any(|p| p.matches(db, table, column)))
             && !self.exclude.iter().any(|p| p.matches(db, table, column))
+    }
+}
+
+impl super::Config {
+    /// The masking key's bytes from `[mask_key] file`, else SLUICE_MASK_KEY (trailing whitespace
+    /// ignored); `None` when neither is set. Length is checked by the caller.
+    pub fn mask_key_bytes(&self) -> Result<Option<Vec<u8>>, String> {
+        let raw = match &self.mask_key.file {
+            Some(path) => Some(
+                std::fs::read(path).map_err(|e| format!("cannot read the masking key file {} ([mask_key] file): {e}", path.display()))?,
+            ),
+            None => std::env::var_os(MASK_KEY_ENV).filter(|v| !v.is_empty()).map(|v| v.into_encoded_bytes()),
+        };
+        Ok(raw.map(|mut b| {
+            while b.last().is_some_and(|c| c.is_ascii_whitespace()) {
+                b.pop();
+            }
+            b
+        }))
     }
 }
 
