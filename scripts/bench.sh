@@ -7,6 +7,8 @@
 #   BENCH_BIN_DIR   binaries (sluice, sluice-bench, sluice-demo-data);
 #                   default ${CARGO_TARGET_DIR:-/var/tmp/sluice-target}/perf
 #   BENCH_QUICK=1   small sizes and short runs (a smoke test in a couple of minutes)
+#   BENCH_ROWS_SMALL, BENCH_ROWS_BIG, BENCH_LAT_SECS, BENCH_KEEP_SECS, BENCH_DRAIN,
+#   BENCH_REPEAT_SMALL, BENCH_REPEAT_BIG   override single sizes (docs/benchmarks.md)
 #   BENCH_OUT       step files and logs (default bench/out); BENCH_RESULTS (default bench/results.json)
 #   BENCH_KEEP=1    keep the work dir (server data, lakes) for inspection
 set -euo pipefail
@@ -27,10 +29,14 @@ MEASURE=(python3 "$HERE/measure.py")
 J() { python3 "$HERE/jsonx.py" "$@"; }
 
 if [[ "$QUICK" == 1 ]]; then
-  ROWS_SMALL=5000 ROWS_BIG=20000 LAT_SECS=5 KEEP_SECS=5 DRAIN=20 REPEAT_SMALL=1 REPEAT_BIG=1
+  ROWS_SMALL=5000 ROWS_BIG=20000 LAT_SECS=5 KEEP_SECS=5 DRAIN=10 REPEAT_SMALL=1 REPEAT_BIG=1
 else
   ROWS_SMALL=50000 ROWS_BIG=1000000 LAT_SECS=30 KEEP_SECS=20 DRAIN=30 REPEAT_SMALL=3 REPEAT_BIG=2
 fi
+# Individual overrides, e.g. BENCH_ROWS_BIG=200000 BENCH_REPEAT_BIG=1.
+ROWS_SMALL=${BENCH_ROWS_SMALL:-$ROWS_SMALL} ROWS_BIG=${BENCH_ROWS_BIG:-$ROWS_BIG}
+LAT_SECS=${BENCH_LAT_SECS:-$LAT_SECS} KEEP_SECS=${BENCH_KEEP_SECS:-$KEEP_SECS} DRAIN=${BENCH_DRAIN:-$DRAIN}
+REPEAT_SMALL=${BENCH_REPEAT_SMALL:-$REPEAT_SMALL} REPEAT_BIG=${BENCH_REPEAT_BIG:-$REPEAT_BIG}
 for b in "$SLUICE" "$BENCH" "$DEMO_DATA"; do
   [[ -x "$b" ]] || { echo "bench: $b is missing; build it (make bench builds the perf profile)" >&2; exit 1; }
 done
@@ -162,12 +168,11 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 1. Full load (and 5. snapshot memory, 6. masking): `sluice run --once` from start until it exits
 # with every row committed to the lake; then `sluice query` checks the count.
-full_load() { # name table rows repeats [extra toml]; keeps the fastest run (peak RSS: the largest)
-  local name=$1 table=$2 rows=$3 repeats=$4 extra=${5:-} i
+# Keeps the fastest of the runs fullload_NAME_*.json that succeeded (peak RSS: the largest).
+full_load_best() {
+  local name=$1 f
   local -a runs=()
-  for i in $(seq 1 "$repeats"); do
-    full_load_once "$name" "$table" "$rows" "$extra" "$i" && runs+=("$OUT/fullload_${name}_$i.json")
-  done
+  for f in "$OUT/fullload_${name}"_[0-9]*.json; do [[ -f "$f" ]] && runs+=("$f"); done
   if [[ ${#runs[@]} -gt 0 ]]; then J best "$OUT/fullload_$name.json" "${runs[@]}"; rm -f "$OUT/fullload_$name.skip"; fi
 }
 full_load_once() { # name table rows extra run
@@ -177,7 +182,8 @@ full_load_once() { # name table rows extra run
   say "full load $name: $table ($rows rows), run $run"
   if ! "${MEASURE[@]}" "$f" -- "$SLUICE" run -c "$dir/sluice.toml" --once >/dev/null 2>"$log"; then
     skip "fullload_$name" "sluice run failed: $(grep -m1 -i 'error' "$log" || tail -1 "$log")"
-    return 1
+    rm -f "$f"
+    return 0
   fi
   n=$("$SLUICE" query -c "$dir/sluice.toml" "SELECT COUNT(*) AS n FROM $table" --format csv 2>>"$log" | tail -1)
   J set "$f" count_ok "$([[ "$n" == "$rows" ]] && echo true || echo false)"
@@ -204,13 +210,19 @@ dump() { # name db table repeats
   if [[ ${#runs[@]} -gt 0 ]]; then J best "$OUT/dump_$1.json" "${runs[@]}"; else skip "dump_$1" "mariadb-dump failed: $(tail -1 "$OUT/dump_$1.log")"; fi
 }
 dump small small users "$REPEAT_SMALL"
-full_load small small.users "$ROWS_SMALL" "$REPEAT_SMALL"
+for i in $(seq 1 "$REPEAT_SMALL"); do full_load_once small small.users "$ROWS_SMALL" "" "$i"; done
+full_load_best small
 dump big bench users "$REPEAT_BIG"
-full_load big bench.users "$ROWS_BIG" "$REPEAT_BIG"
 MASK='[[mask]]
 columns = ["bench.users.email", "bench.users.phone"]
 method = "redact"'
-full_load masked bench.users "$ROWS_BIG" "$REPEAT_BIG" "$MASK"
+# Unmasked and masked runs alternate, so neither gets all the warm (or the cold) turns.
+for i in $(seq 1 "$REPEAT_BIG"); do
+  full_load_once big bench.users "$ROWS_BIG" "" "$i"
+  full_load_once masked bench.users "$ROWS_BIG" "$MASK" "$i"
+done
+full_load_best big
+full_load_best masked
 if [[ -f "$OUT/fullload_masked.skip" ]] && grep -qi "mask" "$OUT/fullload_masked.skip"; then
   echo "sluice does not accept [[mask]] yet: $(cat "$OUT/fullload_masked.skip")" >"$OUT/fullload_masked.skip"
 fi
@@ -255,23 +267,25 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # 4. Keeping up: the DB's own max write rate (100-row INSERTs from 4 connections, no sluice), then
-# the same writer while sluice streams the table: achieved rate, lag, sluice's CPU share.
+# the same writer while sluice streams the table — at 100k rows/s (the goal) and at the max rate —
+# : achieved rate, lag, sluice's CPU share.
 SQL -e "CREATE TABLE bench.burst (id BIGINT NOT NULL PRIMARY KEY, sent_us BIGINT NOT NULL, pad VARCHAR(64))"
 say "keeping up: DB alone, as fast as it accepts, $KEEP_SECS s"
 "$BENCH" load --url "$ROOT_URL" --table bench.burst --rate 0 --rows-per-tx 100 --connections 4 \
   --duration "$KEEP_SECS" >"$OUT/keepup_db.json" 2>"$OUT/keepup_db.log" \
   || { rm -f "$OUT/keepup_db.json"; skip keepup_db "sluice-bench load failed: $(tail -1 "$OUT/keepup_db.log")"; }
-# $1: step name, $2: sinks. Writer as above; sluice CPU sampled from /proc over writing + drain.
+# $1: step name, $2: sinks, $3: transactions/s (0: as fast as the server accepts). Writer as
+# above; sluice CPU sampled from /proc over writing + catching up.
 keepup() {
-  local name=$1 sinks=$2 c0 m0 t0 c1 m1 t1
-  say "keeping up: the same writer while sluice ($sinks) streams bench.burst"
+  local name=$1 sinks=$2 rate=$3 c0 m0 t0 c1 m1 t1
+  say "keeping up: 100-row INSERTs at $([[ $rate == 0 ]] && echo "max rate" || echo "$rate tx/s") while sluice ($sinks) streams bench.burst"
   if ! start_stream "$name" bench.burst "$sinks"; then
     skip "$name" "sluice run did not start streaming: $(tail -1 "$OUT/stream_$name.log")"
     stop_stream
     return 0
   fi
   c0=$(cpu_ticks "$SLUICE_PID"); m0=$(cpu_ticks "$MARIADBD_PID"); t0=$(date +%s.%N)
-  "${MEASURE[@]}" "$OUT/${name}_writer.json" -- "$BENCH" load --url "$ROOT_URL" --table bench.burst --rate 0 \
+  "${MEASURE[@]}" "$OUT/${name}_writer.json" -- "$BENCH" load --url "$ROOT_URL" --table bench.burst --rate "$rate" \
     --rows-per-tx 100 --connections 4 --duration "$KEEP_SECS" --drain "$DRAIN" \
     --events "$WORK/$name/events.jsonl" >"$OUT/$name.json" 2>"$OUT/$name.log" \
     || { rm -f "$OUT/$name.json"; skip "$name" "sluice-bench load failed: $(tail -1 "$OUT/$name.log")"; }
@@ -288,8 +302,9 @@ PY
   [[ -f "$OUT/$name.json" ]] && say "  $(J fmt "$OUT/$name.json" '{achieved_rows_per_s:.0f} rows/s; lag p99 {event[p99_ms]} ms, max {event[max_ms]} ms; {event[missing]} not seen')"
   stop_stream
 }
-keepup keepup_sluice lake+jsonl
-keepup keepup_jsonl jsonl
+keepup keepup_100k lake+jsonl 1000   # the goal's rate: 100k row changes/s
+keepup keepup_sluice lake+jsonl 0    # the DB's max rate
+keepup keepup_jsonl jsonl 0          # the same without the lake: source + decoding + JSON lines
 
 # ---------------------------------------------------------------------------------------------
 say "done in $(($(date +%s) - T0)) s"

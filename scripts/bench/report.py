@@ -123,12 +123,17 @@ add("keepup.db_max_rows_per_s", "keep-up: max write rate of the DB alone", db_ra
     "goal", 100000.0, "≥ 100000 row changes/s", None if db_rate is None else db_rate >= 100000,
     note=None if db is None else f"{db['connections']} connections × {db['rows_per_tx']}-row INSERTs",
     skipped=why("keepup_db"))
-for key, sinks in (("keepup_sluice", "lake+jsonl"), ("keepup_jsonl", "jsonl only")):
+for key, short, sinks, target in (("keepup_100k", "keepup.at_100k", "lake+jsonl at 100k rows/s", 100000.0),
+                                  ("keepup_sluice", "keepup.max_rate", "lake+jsonl at max rate", None),
+                                  ("keepup_jsonl", "keepup.max_rate_jsonl_only", "jsonl only at max rate", None)):
     ku, cpu = step(key), step(f"{key}_cpu")
-    short = "keepup" if key == "keepup_sluice" else "keepup.jsonl_only"
     ku_rate = g(ku, "achieved_rows_per_s")
-    add(f"{short}.rows_per_s_with_sluice", f"keep-up, {sinks}: write rate sustained", ku_rate, "rows/s",
-        "higher", "DB alone (above)", db_rate, None, None, skipped=why(key))
+    if target:
+        add(f"{short}.rows_per_s", f"keep-up, {sinks}: rate written", ku_rate, "rows/s", "higher",
+            "target rate", target, None, None, skipped=why(key))
+    else:
+        add(f"{short}.rows_per_s", f"keep-up, {sinks}: rate written", ku_rate, "rows/s", "higher",
+            "DB alone (above)", db_rate, None, None, skipped=why(key))
     lag_max, lag_p99 = g(ku, "event", "max_ms"), g(ku, "event", "p99_ms")
     missing = g(ku, "event", "missing") or 0
     if ku is None:
@@ -140,10 +145,11 @@ for key, sinks in (("keepup_sluice", "lake+jsonl"), ("keepup_jsonl", "jsonl only
         note = f"caught up {g(ku, 'event', 'drain_s') or 0:.2f} s after the writer stopped"
     add(f"{short}.lag_p99", f"keep-up, {sinks}: lag commit→event, p99", lag_p99, "ms", "lower",
         "goal (< 1 s)", 1000.0, None, None, note=note, skipped=why(key))
+    met = None
+    if target and lag_max is not None and ku_rate is not None:
+        met = lag_max < 1000 and ku_rate >= 0.98 * target and not missing
     add(f"{short}.lag_max", f"keep-up, {sinks}: lag commit→event, max", lag_max, "ms", "lower",
-        "goal (< 1 s)", 1000.0, "lag < 1 s at ≥ 100k rows/s",
-        None if lag_max is None or ku_rate is None else (lag_max < 1000 and ku_rate >= 100000 and not missing),
-        note=note, skipped=why(key))
+        "goal (< 1 s)", 1000.0, "lag < 1 s at ≥ 100k rows/s" if target else None, met, note=note, skipped=why(key))
     add(f"{short}.sluice_cpu", f"keep-up, {sinks}: sluice CPU", g(cpu, "sluice_pct"), "% of a core", "lower",
         "mariadbd CPU", g(cpu, "mariadbd_pct"), None, None,
         note=None if cpu is None else f"{cpu['wall_s']:.0f} s of writing + catching up; {env.get('cpus')} cores; "
