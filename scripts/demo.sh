@@ -45,6 +45,12 @@ keys = { "demo.users" = ["userid"] }
 [snapshot]
 mode = "initial"
 
+# Like the reference pipeline's Glue job: find email and phone columns by their content and
+# replace them with "########" before anything is written (lake, events file, tail, logs).
+[detect]
+entities = ["EMAIL", "PHONE_NUMBER"]
+action = "redact"
+
 [sink.lake]
 path = "lake"
 flush_interval = "1s"
@@ -98,10 +104,10 @@ say "stopping sluice (SIGTERM: flush, commit, exit 0)"
 kill "$TAIL_PID" 2>/dev/null || true; TAIL_PID=""
 kill -TERM "$RUN_PID"; wait "$RUN_PID"; echo "sluice run exited with $?"; RUN_PID=""
 
-say "sluice status"
+say "sluice status (table statistics and the PII detection decisions)"
 "$SLUICE" status -c "$WORK/sluice.toml"
 
-say "SQL over the lake: SELECT * FROM demo.users LIMIT 10 (the reference ends with this query in Athena)"
+say "SQL over the lake: SELECT * FROM demo.users LIMIT 10 (the reference ends with this query in Athena; email and phone arrive masked)"
 "$SLUICE" query -c "$WORK/sluice.toml" "SELECT * FROM demo.users LIMIT 10"
 
 say "the changed rows, from the changelog (demo.users__changes)"

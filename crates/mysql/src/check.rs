@@ -23,7 +23,7 @@ pub struct CheckItem {
 }
 
 impl CheckItem {
-    fn new(name: &'static str, status: Status, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn new(name: &'static str, status: Status, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Self { name, status, detail: detail.into(), fix: fix.into() }
     }
     fn ok(name: &'static str, detail: impl Into<String>) -> Self {

@@ -6,7 +6,8 @@ use sluice_mysql::check::{check, CheckItem, Status};
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
-    let items = check(&cfg).await;
+    let mut items = check(&cfg).await;
+    items.extend(masking(&cfg));
     print_items(&items);
     Ok(if failed(&items) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
@@ -42,4 +43,22 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<()> {
         tracing::warn!(check = i.name, fix = %i.fix, "{}", i.detail);
     }
     Ok(())
+}
+
+/// The masking setup: rules, detection and whether the key `hash` needs is there.
+fn masking(cfg: &Config) -> Option<CheckItem> {
+    if !cfg.masks_anything() {
+        return None;
+    }
+    let detect = cfg.detect.as_ref().map(|d| d.entities.iter().map(|e| e.name()).collect::<Vec<_>>().join(", "));
+    let what = format!("{} mask rule(s); detection: {}", cfg.mask.len(), detect.unwrap_or_else(|| "off".into()));
+    Some(match sluice_transform::MaskKey::load(cfg) {
+        Ok(key) => CheckItem::new(
+            "masking",
+            Status::Ok,
+            format!("{what}; key: {}", if key.is_some() { "set" } else { "not set (hash unavailable)" }),
+            "",
+        ),
+        Err(e) => CheckItem::new("masking", Status::Fail, what, e.message),
+    })
 }

@@ -10,6 +10,11 @@ pub fn interpolate(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result
     let mut out = String::with_capacity(raw.len());
     for (idx, line) in raw.split_inclusive('\n').enumerate() {
         let err = |message: String| InterpolateError { line: idx + 1, message };
+        // Comment lines are left alone: examples document the syntax in comments.
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
         let mut rest = line;
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);

@@ -66,3 +66,36 @@ fn error_on_a_secret_line_does_not_show_the_secret() {
     assert!(!err.contains("s3cr"), "{err}");
     assert!(err.contains("${SLUICE_TEST_PW}"), "{err}");
 }
+
+#[test]
+fn the_examples_parse() {
+    std::env::set_var("SLUICE_DB_PASSWORD", "x");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "examples not found in {}", dir.display());
+}
+
+#[test]
+fn mask_rules_are_validated() {
+    let base = GOOD.to_string();
+    let err = parse_with_env(&format!("{base}\n[[mask]]\ncolumns = [\"a.b.c\"]\nmethod = \"scramble\"\n")).unwrap_err();
+    assert!(err.0.contains("scramble"), "{err}");
+    let err = parse_with_env(&format!("{base}\n[[mask]]\ncolumns = [\"a.b.c\"]\nmethod = \"redact\"\nkeep = 2\n")).unwrap_err();
+    assert!(err.0.contains("keep only applies"), "{err}");
+    let err = parse_with_env(&format!("{base}\n[[mask]]\ncolumns = [\"a..c\"]\nmethod = \"redact\"\n")).unwrap_err();
+    assert!(err.0.contains("invalid column pattern"), "{err}");
+    let err = parse_with_env(&format!("{base}\n[detect]\nthreshold = 1.5\n")).unwrap_err();
+    assert!(err.0.contains("threshold"), "{err}");
+    let err = parse_with_env(&format!("{base}\n[detect]\nentities = [\"PASSPORT\"]\n")).unwrap_err();
+    assert!(err.0.contains("PASSPORT"), "{err}");
+    let cfg = parse_with_env(&format!("{base}\n[[mask]]\ncolumns = [\"*.phone\"]\nmethod = \"partial\"\nkeep = 2\n[detect]\n")).unwrap();
+    assert_eq!(cfg.mask[0].keep, Some(2));
+    assert_eq!(cfg.detect.unwrap().entities.len(), 6);
+}
