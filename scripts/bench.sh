@@ -41,8 +41,8 @@ for b in "$SLUICE" "$BENCH" "$DEMO_DATA"; do
   [[ -x "$b" ]] || { echo "bench: $b is missing; build it (make bench builds the perf profile)" >&2; exit 1; }
 done
 
-rm -rf "$OUT"
 mkdir -p "$OUT" "$(dirname "$RESULTS")"
+rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/*.skip # only our own step files: BENCH_OUT may be any dir
 WORK=$(mktemp -d /var/tmp/sluice-bench.XXXXXX)
 BG_PIDS=()
 cleanup() {

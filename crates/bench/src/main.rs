@@ -43,6 +43,7 @@ enum Command {
         server_id: u32,
     },
     /// Write rows at a steady rate and measure commit → event and commit → queryable latency.
+    #[command(alias = "latency")]
     Load(load::LoadArgs),
 }
 
