@@ -51,10 +51,15 @@ enum Command {
         #[arg(short, long, default_value = "sluice.toml")]
         config: PathBuf,
     },
-    /// Print change events as JSON lines, as delivered to the [sink.jsonl] file, following new ones.
+    /// Print change events as JSON lines, as delivered (masked): from the [sink.jsonl] file or
+    /// the lake's changelog tables, following new ones unless --limit or --no-follow.
     Tail {
         #[arg(short, long, default_value = "sluice.toml")]
         config: PathBuf,
+        /// What to read: the events file of [sink.jsonl], or the lake's changelog tables
+        /// (`auto`: the events file when there is one).
+        #[arg(long, value_enum, default_value_t = cmd::tail::Source::Auto)]
+        source: cmd::tail::Source,
         /// Start at the first event kept (`earliest`) or only show new ones (`latest`).
         #[arg(long, value_enum, default_value_t = cmd::tail::From::Earliest)]
         from: cmd::tail::From,
@@ -130,8 +135,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { config, once } => cmd::run::run(&config, once).await,
             Command::Check { config } => cmd::check::run(&config).await,
-            Command::Tail { config, from, limit, no_follow, table, format } => {
-                cmd::tail::run(&config, from, limit, !no_follow, table, format).await
+            Command::Tail { config, source, from, limit, no_follow, table, format } => {
+                cmd::tail::run(&config, source, from, limit, !no_follow, table, format).await
             }
             Command::Status { config, json } => cmd::status::run(&config, json).await,
             Command::Query { config, sql, format } => cmd::query::run(&config, &sql, format).await,

@@ -15,6 +15,8 @@ pub const OP: &str = "_cdc_op";
 pub const TS: &str = "_cdc_ts";
 pub const SEQ: &str = "_cdc_seq";
 pub const TX: &str = "_cdc_tx";
+/// Changelog: the previous key (JSON object) of an update that changed the row's key.
+pub const BEFORE_KEY: &str = "_cdc_before_key";
 pub const DATE: &str = "_cdc_date";
 /// Marks MERGE source rows that delete their key (not stored in the table).
 pub const DELETED: &str = "_cdc_deleted";
@@ -65,6 +67,8 @@ pub struct LakeRow<'a> {
     pub ts_ms: i64,
     pub seq: u64,
     pub tx: Option<&'a str>,
+    /// Changelog only: the old key of a key-changing update.
+    pub before_key: Option<&'a str>,
     pub deleted: bool,
 }
 
@@ -119,6 +123,7 @@ pub fn schema_of(user: &[Field], kind: Kind) -> SchemaRef {
         Kind::Current => {}
         Kind::Changes => {
             fields.push(Field::new(TX, DataType::Utf8, true));
+            fields.push(Field::new(BEFORE_KEY, DataType::Utf8, true));
             fields.push(Field::new(DATE, DataType::Date32, false));
         }
         Kind::MergeSource => fields.push(Field::new(DELETED, DataType::Boolean, false)),
@@ -153,12 +158,15 @@ pub fn to_batch(user: &[Field], t: &TableSchema, kind: Kind, rows: &[LakeRow<'_>
         Kind::Current => {}
         Kind::Changes => {
             let mut tx = StringBuilder::new();
+            let mut before_key = StringBuilder::new();
             let mut date = Date32Builder::new();
             for r in rows {
                 tx.append_option(r.tx);
+                before_key.append_option(r.before_key);
                 date.append_value(r.ts_ms.div_euclid(86_400_000) as i32);
             }
             columns.push(Arc::new(tx.finish()));
+            columns.push(Arc::new(before_key.finish()));
             columns.push(Arc::new(date.finish()));
         }
         Kind::MergeSource => {

@@ -58,9 +58,19 @@ impl Delta {
     pub async fn append_changes(&mut self, schema: &TableSchema, events: &[&ChangeEvent]) -> Result<(), SluiceError> {
         let Some(last) = events.last() else { return Ok(()) };
         let fields = merge_fields(&self.fields, schema).map_err(SluiceError::permanent)?;
+        let before_keys: Vec<Option<String>> = events.iter().map(|e| changed_key(schema, e)).collect();
         let rows: Vec<LakeRow<'_>> = events
             .iter()
-            .map(|e| LakeRow { values: e.row(), op: e.op.code(), ts_ms: e.ts_ms, seq: e.seq, tx: e.tx.as_deref(), deleted: false })
+            .zip(&before_keys)
+            .map(|(e, k)| LakeRow {
+                values: e.row(),
+                op: e.op.code(),
+                ts_ms: e.ts_ms,
+                seq: e.seq,
+                tx: e.tx.as_deref(),
+                before_key: k.as_deref(),
+                deleted: false,
+            })
             .collect();
         let batch = to_batch(&fields, schema, Kind::Changes, &rows).map_err(SluiceError::permanent)?;
         let table = self.table.clone();
@@ -176,6 +186,18 @@ fn qualified(rel: &str, name: &str) -> Expr {
     Expr::Column(Column::new(Some(rel), name))
 }
 
+/// The old key of an update that changed the row's key, as a JSON object, so the changelog
+/// (and `tail` over it) still says which row moved.
+fn changed_key(schema: &TableSchema, e: &ChangeEvent) -> Option<String> {
+    let (Op::Update, Some(b), Some(a)) = (e.op, e.before.as_deref(), e.after.as_deref()) else { return None };
+    if schema.key.is_empty() || schema.key.iter().all(|&k| b[k] == a[k]) {
+        return None;
+    }
+    let obj: serde_json::Map<String, serde_json::Value> =
+        schema.key.iter().map(|&k| (schema.columns[k].name.clone(), b[k].to_json())).collect();
+    Some(serde_json::Value::Object(obj).to_string())
+}
+
 /// The last change per key. A key-changing update deletes the old key and writes the new one.
 fn collapse<'a>(schema: &TableSchema, events: &[&'a ChangeEvent]) -> BTreeMap<String, LakeRow<'a>> {
     let key_of = |row: &[sluice_core::Value]| schema.key.iter().map(|&k| row[k].render()).collect::<Vec<_>>().join("\u{1}");
@@ -187,6 +209,7 @@ fn collapse<'a>(schema: &TableSchema, events: &[&'a ChangeEvent]) -> BTreeMap<St
             ts_ms: e.ts_ms,
             seq: e.seq,
             tx: None,
+            before_key: None,
             deleted,
         };
         match (e.op, e.before.as_deref(), e.after.as_deref()) {

@@ -82,7 +82,7 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
                 None => (info.schema.clone(), rows),
             };
             let lake_rows: Vec<LakeRow<'_>> =
-                rows.iter().map(|r| LakeRow { values: r, op: "r", ts_ms: 0, seq: 0, tx: None, deleted: false }).collect();
+                rows.iter().map(|r| LakeRow { values: r, op: "r", ts_ms: 0, seq: 0, tx: None, before_key: None, deleted: false }).collect();
             let batch = to_batch(&fields, &schema, Kind::Current, &lake_rows).map_err(sluice_core::SluiceError::permanent)?;
             cmp.add_source(&batch);
             Ok(())

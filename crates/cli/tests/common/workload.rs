@@ -38,7 +38,9 @@ pub fn replay(events: &[Json]) -> Table {
                 t.insert(key_of(&e["after"]), cols(&e["after"]));
             }
             "u" => {
-                t.remove(&key_of(&e["before"]));
+                // The lake's changelog has a before image only for key-changing updates.
+                let before = if e["before"].is_null() { &e["after"] } else { &e["before"] };
+                t.remove(&key_of(before));
                 t.insert(key_of(&e["after"]), cols(&e["after"]));
             }
             "d" => {
