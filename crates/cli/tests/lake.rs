@@ -286,3 +286,84 @@ async fn tail_replays_and_follows_the_lake_changelog() {
     assert_eq!(live.iter().map(common::op).collect::<Vec<_>>(), ["c", "d"], "{out}");
     assert_eq!(live[1]["before"]["id"], 1, "a delete carries its before image");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safe_widenings_apply_and_incompatible_changes_stop_with_the_fix() {
+    let db = MariaDb::start();
+    db.create_db("shop").await;
+    db.exec("CREATE TABLE shop.w (id INT PRIMARY KEY, n SMALLINT, f FLOAT, amount DECIMAL(6,2), d DATE); INSERT INTO shop.w VALUES (1, 7, 1.5, 1234.56, '2024-01-15')").await;
+    let w = Workdir::with_config(&lake_config(&db, ""));
+    w.run_once().await;
+    let types = "SELECT arrow_typeof(n) AS n, arrow_typeof(f) AS f, arrow_typeof(amount) AS a FROM shop.w LIMIT 1";
+    assert_eq!(query(&w, types).await[0]["n"], "Int16");
+
+    // Widenings: the lake columns take the wider types and keep every old value.
+    db.exec("ALTER TABLE shop.w MODIFY n INT, MODIFY f DOUBLE, MODIFY amount DECIMAL(12,4); INSERT INTO shop.w VALUES (2, 100000, 1e300, 12345678.1234, NULL)").await;
+    w.run_once().await;
+    let t = &query(&w, types).await[0];
+    assert_eq!((t["n"].as_str(), t["f"].as_str(), t["a"].as_str()), (Some("Int32"), Some("Float64"), Some("Decimal128(12, 4)")), "{t}");
+    let rows = query(&w, "SELECT id, n, f, CAST(amount AS VARCHAR) AS a FROM shop.w ORDER BY id").await;
+    assert_eq!((rows[0]["n"].as_i64(), rows[0]["f"].as_f64(), rows[0]["a"].as_str()), (Some(7), Some(1.5), Some("1234.5600")));
+    assert_eq!((rows[1]["n"].as_i64(), rows[1]["f"].as_f64()), (Some(100_000), Some(1e300)));
+    let ch = query(&w, "SELECT arrow_typeof(n) AS n, count(*) AS c FROM shop.w__changes GROUP BY 1").await;
+    assert_eq!((ch[0]["n"].as_str(), ch[0]["c"].as_i64()), (Some("Int32"), Some(2)), "the changelog is widened too: {ch:?}");
+    assert_changelog_exact_for(&w, "shop.w__changes", 2).await;
+
+    // Incompatible: a DATE column that becomes INT stops the pipeline with what to do, and the
+    // lake and the committed position stay where they were.
+    let seq_before = w.status().await["next_seq"].clone();
+    db.exec("ALTER TABLE shop.w MODIFY d INT; INSERT INTO shop.w VALUES (3, 1, 1, 1, 20240101)").await;
+    let out = w.sluice("run", &["--once"]).await;
+    assert_ne!(out.code, Some(0), "{out}");
+    assert!(out.stderr.contains("shop.w.d") && out.stderr.contains("recreate the lake table"), "{out}");
+    assert_eq!(w.status().await["next_seq"], seq_before, "the committed position covers a change that was not delivered");
+    assert_eq!(query(&w, "SELECT count(*) AS c FROM shop.w").await[0]["c"], 2);
+}
+
+async fn assert_changelog_exact_for(w: &Workdir, table: &str, n: u64) {
+    let r = &query(w, &format!("SELECT count(*) AS n, count(DISTINCT _cdc_seq) AS d FROM {table}")).await[0];
+    assert_eq!((r["n"].as_u64(), r["d"].as_u64()), (Some(n), Some(n)), "{r}");
+}
+
+/// A long-running table stays cheap to open: Delta checkpoints (every 100 commits) bound the log
+/// a reader replays, and compaction bounds the live files, however many commits it has taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_commits_stay_cheap_to_open() {
+    let db = MariaDb::start();
+    seed_table(&db, 10).await;
+    let w = Workdir::with_config(&lake_config(
+        &db,
+        "[sink.lake]\npath = \"lake\"\nflush_interval = \"10ms\"\ncompact_every = 20\nretention = \"0s\"\n",
+    ));
+    let mut run = w.spawn("run", "run", &[]);
+    let log = w.path().join("lake/shop/acct__changes/_delta_log");
+    let commits =
+        || std::fs::read_dir(&log).map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json")).count()).unwrap_or(0);
+    let mut i = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    while commits() < 130 {
+        assert!(std::time::Instant::now() < deadline, "only {} commits", commits());
+        run.assert_running();
+        db.exec(&format!("INSERT INTO shop.acct VALUES ({}, {i}, 'c')", 10_000 + i)).await;
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    run.sigterm();
+    let out = run.wait().await;
+    assert_eq!(out.code, Some(0), "{out}");
+    // Changes written after the stop signal come with the next run.
+    w.run_once().await;
+    assert!(log.join("_last_checkpoint").exists(), "no checkpoint after {} commits", commits());
+    let checkpoint: Json = serde_json::from_str(&std::fs::read_to_string(log.join("_last_checkpoint")).unwrap()).unwrap();
+    let since = commits() as i64 - 1 - checkpoint["version"].as_i64().unwrap();
+    assert!(since < 100, "a reader replays {since} commits after the checkpoint");
+    let live = query(&w, "SELECT count(DISTINCT _cdc_seq) AS n FROM shop.acct__changes").await[0]["n"].as_i64().unwrap();
+    assert_eq!(live, 10 + i, "every change once");
+    assert_eq!(lake_table(&w).await, source_table(&db).await);
+    let parquet = std::fs::read_dir(w.path().join("lake/shop/acct"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        .count();
+    assert!(parquet <= 25, "{parquet} parquet files in the current state after {i} commits: compaction/vacuum not keeping up");
+}

@@ -73,34 +73,57 @@ pub struct LakeRow<'a> {
 }
 
 /// User columns of a lake table: the fields it has had, in order. Columns dropped at the
-/// source stay (as nulls), new ones are appended.
-pub fn merge_fields(existing: &[Field], t: &TableSchema) -> Result<Vec<Field>, String> {
+/// source stay (as nulls), new ones are appended, and safe widenings (a wider integer, FLOAT to
+/// DOUBLE, a decimal with more digits) change the column's type: the caller rewrites the table
+/// when `widened` is not empty.
+pub fn merge_fields(existing: &[Field], t: &TableSchema) -> Result<Merged, String> {
     let mut out = existing.to_vec();
+    let mut widened = Vec::new();
     for c in &t.columns {
         let name = c.name.to_lowercase();
         let ty = arrow_type(&c.ty);
-        match out.iter().find(|f| f.name() == &name) {
-            None => out.push(Field::new(name, ty, true)),
-            Some(f) if compatible(f.data_type(), &ty) => {}
-            Some(f) => {
+        let Some(pos) = out.iter().position(|f| f.name() == &name) else {
+            out.push(Field::new(name, ty, true));
+            continue;
+        };
+        match fit(out[pos].data_type(), &ty) {
+            Fit::Same => {}
+            Fit::Widen => {
+                out[pos] = out[pos].clone().with_data_type(ty);
+                widened.push(name);
+            }
+            Fit::Incompatible => {
                 return Err(format!(
                     "column {}.{} changed from {} to {} in the source, which the lake table cannot hold; \
                      recreate the lake table (delete {} and its changelog, then run with [snapshot] mode = \"always\")",
                     t.id,
                     c.name,
-                    f.data_type(),
+                    out[pos].data_type(),
                     ty,
                     t.id
                 ))
             }
         }
     }
-    Ok(out)
+    Ok(Merged { fields: out, widened })
 }
 
-/// Whether values of `new` can be stored in a lake column of type `old` (each value is still
-/// checked: a widened INT whose value exceeds the old range stops with an error).
-fn compatible(old: &DataType, new: &DataType) -> bool {
+/// The lake columns for a source schema, and which existing ones became wider.
+pub struct Merged {
+    pub fields: Vec<Field>,
+    pub widened: Vec<String>,
+}
+
+enum Fit {
+    /// The lake type holds the new values as they are (each value is still checked: a narrower
+    /// source type stays in the wider lake column).
+    Same,
+    /// The lake column must become the new, wider type.
+    Widen,
+    Incompatible,
+}
+
+fn fit(old: &DataType, new: &DataType) -> Fit {
     use DataType::*;
     let rank = |t: &DataType| match t {
         Int8 => Some(1),
@@ -109,9 +132,23 @@ fn compatible(old: &DataType, new: &DataType) -> bool {
         Int64 => Some(4),
         _ => None,
     };
-    old == new
-        || (rank(old).is_some() && rank(new).is_some())
-        || matches!((old, new), (Float64, Float32) | (Float32, Float64) | (Utf8, _) | (Decimal128(..), Decimal128(..)))
+    match (old, new) {
+        _ if old == new => Fit::Same,
+        (Utf8, _) | (Float64, Float32) => Fit::Same,
+        (Float32, Float64) => Fit::Widen,
+        _ => match (rank(old), rank(new)) {
+            (Some(o), Some(n)) if n > o => Fit::Widen,
+            (Some(_), Some(_)) => Fit::Same,
+            _ => match (old, new) {
+                // More integer digits and no fewer fraction digits holds every old value.
+                (Decimal128(p, s), Decimal128(np, ns)) if ns >= s && i16::from(*np) - i16::from(*ns) >= i16::from(*p) - i16::from(*s) => {
+                    Fit::Widen
+                }
+                (Decimal128(..), Decimal128(..)) => Fit::Same,
+                _ => Fit::Incompatible,
+            },
+        },
+    }
 }
 
 pub fn schema_of(user: &[Field], kind: Kind) -> SchemaRef {

@@ -4,7 +4,7 @@
 //! and skips what the table already holds, so no change is applied twice.
 use deltalake::arrow::datatypes::{Field, FieldRef};
 use deltalake::datafusion::common::Column;
-use deltalake::datafusion::prelude::{lit, Expr, SessionContext};
+use deltalake::datafusion::prelude::{cast, lit, Expr, SessionContext};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
 use deltalake::operations::optimize::OptimizeType;
@@ -12,7 +12,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use sluice_core::{ChangeEvent, Op, SluiceError, TableId, TableSchema};
 use std::collections::BTreeMap;
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::convert::{merge_fields, to_batch, Kind, LakeRow, DATE, DELETED};
 use crate::storage::Storage;
@@ -57,7 +57,7 @@ impl Delta {
     /// Appends changelog rows.
     pub async fn append_changes(&mut self, schema: &TableSchema, events: &[&ChangeEvent]) -> Result<(), SluiceError> {
         let Some(last) = events.last() else { return Ok(()) };
-        let fields = merge_fields(&self.fields, schema).map_err(SluiceError::permanent)?;
+        let fields = self.fields_for(schema, true).await?;
         let before_keys: Vec<Option<String>> = events.iter().map(|e| changed_key(schema, e)).collect();
         let rows: Vec<LakeRow<'_>> = events
             .iter()
@@ -91,7 +91,7 @@ impl Delta {
     /// Applies changes to the current state: one row per key, the last change wins.
     pub async fn merge_current(&mut self, schema: &TableSchema, events: &[&ChangeEvent]) -> Result<(), SluiceError> {
         let Some(last) = events.last() else { return Ok(()) };
-        let fields = merge_fields(&self.fields, schema).map_err(SluiceError::permanent)?;
+        let fields = self.fields_for(schema, false).await?;
         let latest = collapse(schema, events);
         let rows: Vec<LakeRow<'_>> = latest.values().map(|r| LakeRow { tx: None, ..*r }).collect();
         let table = self.table.clone();
@@ -147,6 +147,62 @@ impl Delta {
             self.table = t;
         }
         self.after_commit(fields, last.seq);
+        Ok(())
+    }
+
+    /// The lake columns for `schema`; a safe widening first rewrites the table with the wider
+    /// types (protocol 1/2 has no in-place type change that Athena and Trino can read).
+    async fn fields_for(&mut self, schema: &TableSchema, changes: bool) -> Result<Vec<Field>, SluiceError> {
+        let merged = merge_fields(&self.fields, schema).map_err(SluiceError::permanent)?;
+        if !merged.widened.is_empty() && self.table.version().is_some() {
+            info!(table = %schema.id, changelog = changes, columns = ?merged.widened, "widening lake columns: rewriting the table with the wider types");
+            self.widen(&merged.fields, changes)
+                .await
+                .map_err(|e| SluiceError::permanent(format!("widen columns of {}: {e}", schema.id)))?;
+            // The rewritten table has the old columns with the new types (new columns come with
+            // the next write, as usual).
+            self.fields = self.fields.iter().map(|f| merged.fields.iter().find(|m| m.name() == f.name()).unwrap_or(f).clone()).collect();
+        }
+        Ok(merged.fields)
+    }
+
+    /// Rewrites the table with every column cast to its type in `fields`, streamed through
+    /// DataFusion, in one commit that keeps the table's `txn` version.
+    async fn widen(&mut self, fields: &[Field], changes: bool) -> Result<(), String> {
+        // delta-rs's own session: its planner turns the write's plan into an execution plan.
+        let ctx = deltalake::delta_datafusion::create_session().into_inner();
+        self.table.update_datafusion_session(&ctx.state()).map_err(|e| e.to_string())?;
+        let provider = self.table.table_provider().await.map_err(|e| e.to_string())?;
+        ctx.register_table("t", provider).map_err(|e| e.to_string())?;
+        let df = ctx.table("t").await.map_err(|e| e.to_string())?;
+        let exprs: Vec<Expr> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                let c = Expr::Column(Column::new_unqualified(f.name().clone()));
+                match fields.iter().find(|n| n.name() == f.name()) {
+                    Some(n) if n.data_type() != f.data_type() => cast(c, n.data_type().clone()).alias(f.name()),
+                    _ => c,
+                }
+            })
+            .collect();
+        let plan = df.select(exprs).map_err(|e| e.to_string())?.into_unoptimized_plan();
+        let mut write = self
+            .table
+            .clone()
+            .write(Vec::new())
+            .with_input_plan(plan)
+            .with_session_state(std::sync::Arc::new(ctx.state()))
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+        if let Ok(seq) = u64::try_from(self.seq) {
+            write = write.with_commit_properties(Self::commit_properties(seq));
+        }
+        if changes {
+            write = write.with_partition_columns(vec![DATE.to_string()]);
+        }
+        self.table = write.await.map_err(|e| e.to_string())?;
         Ok(())
     }
 
