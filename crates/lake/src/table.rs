@@ -286,13 +286,44 @@ fn collapse<'a>(schema: &TableSchema, events: &[&'a ChangeEvent]) -> BTreeMap<St
 }
 
 pub fn lake_err(what: &str, e: DeltaTableError) -> SluiceError {
-    // Storage and commit-conflict errors may pass; schema and data errors will not.
-    let transient =
-        matches!(e, DeltaTableError::ObjectStore { .. } | DeltaTableError::Io { .. } | DeltaTableError::VersionAlreadyExists(_));
-    let msg = format!("lake: {what}: {e}");
+    use deltalake::ObjectStoreError as Os;
+    // Network, throttling and commit conflicts may pass; credentials, permissions, bad paths,
+    // schema and data errors will not, and retrying them would only hide the cause.
+    let (transient, hint) = match &e {
+        DeltaTableError::ObjectStore { source: Os::PermissionDenied { .. } | Os::Unauthenticated { .. } } => {
+            (false, "; check the credentials and permissions ([sink.lake.s3] or the AWS_* environment)")
+        }
+        DeltaTableError::ObjectStore {
+            source: Os::InvalidPath { .. } | Os::NotSupported { .. } | Os::NotImplemented { .. } | Os::UnknownConfigurationKey { .. },
+        } => (false, ""),
+        DeltaTableError::ObjectStore { .. } | DeltaTableError::Io { .. } | DeltaTableError::VersionAlreadyExists(_) => (true, ""),
+        _ => (false, ""),
+    };
+    let msg = format!("lake: {what}: {e}{hint}");
     if transient {
         SluiceError::transient(msg)
     } else {
         SluiceError::permanent(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::ObjectStoreError as Os;
+
+    fn os(source: Os) -> DeltaTableError {
+        DeltaTableError::ObjectStore { source }
+    }
+
+    #[test]
+    fn storage_errors_are_retried_but_credentials_and_paths_are_not() {
+        let denied = lake_err("append", os(Os::PermissionDenied { path: "b/t".into(), source: "403 AccessDenied".into() }));
+        assert!(!denied.is_transient());
+        assert!(denied.message.contains("check the credentials"), "{}", denied.message);
+        assert!(!lake_err("open", os(Os::Unauthenticated { path: "b".into(), source: "401".into() })).is_transient());
+        assert!(lake_err("append", os(Os::Generic { store: "S3", source: "connection reset".into() })).is_transient());
+        assert!(lake_err("commit", DeltaTableError::VersionAlreadyExists(3)).is_transient());
+        assert!(!lake_err("merge", DeltaTableError::Generic("schema mismatch".into())).is_transient());
     }
 }
