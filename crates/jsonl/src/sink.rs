@@ -88,7 +88,11 @@ impl Sink for JsonlSink {
             return Err(SluiceError::transient(format!("an earlier write to {what} failed; restart to resume from the last checkpoint")));
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
-        match write_lines(&mut out.writer, &mut self.line, events, self.format, now_ms) {
+        // Hand each batch to the OS right away (no fsync: that is `flush`), so followers such as
+        // `sluice tail` see events as they arrive, not only at the next commit.
+        let written =
+            write_lines(&mut out.writer, &mut self.line, events, self.format, now_ms).and_then(|n| out.writer.flush().map(|()| n));
+        match written {
             Ok(n) => {
                 self.len += n;
                 Ok(())

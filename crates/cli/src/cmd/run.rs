@@ -45,12 +45,13 @@ pub(crate) fn build_transforms(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Trans
 }
 
 fn build_sinks(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+    // Cheap sinks first: a commit flushes them before the lake's slower Delta commits.
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    if let Some(l) = cfg.lake() {
-        sinks.push(Box::new(LakeSink::new(l)?));
-    }
     if let Some(j) = &cfg.sink.jsonl {
         sinks.push(Box::new(JsonlSink::new(j)));
+    }
+    if let Some(l) = cfg.lake() {
+        sinks.push(Box::new(LakeSink::new(l)?));
     }
     if sinks.is_empty() {
         bail!("no sink configured: add [sink.lake] or [sink.jsonl]");
