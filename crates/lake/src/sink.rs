@@ -1,6 +1,6 @@
 //! `LakeSink`: buffers changes and commits them to Delta tables every flush (or every
 //! `flush_rows` changes), current state and changelog per captured table.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value as Json};
 use sluice_core::config::LakeSinkConfig;
 use sluice_core::sink::Sink;
-use sluice_core::{ChangeEvent, SluiceError, TableId};
+use sluice_core::{ChangeEvent, Op, SluiceError, TableId};
 use tracing::{info, warn};
 
 use crate::storage::Storage;
@@ -26,11 +26,26 @@ pub struct LakeSink {
     storage: Storage,
     tables: HashMap<TableId, Pair>,
     pending: Vec<ChangeEvent>,
+    /// Tables whose key comes from `[source] keys`: the database does not enforce it, so their
+    /// inserts are always merged.
+    configured_keys: HashSet<String>,
 }
 
 impl LakeSink {
     pub fn new(cfg: &LakeSinkConfig) -> Result<Self, SluiceError> {
-        Ok(Self { storage: Storage::new(cfg)?, cfg: cfg.clone(), tables: HashMap::new(), pending: Vec::new() })
+        Ok(Self {
+            storage: Storage::new(cfg)?,
+            cfg: cfg.clone(),
+            tables: HashMap::new(),
+            pending: Vec::new(),
+            configured_keys: HashSet::new(),
+        })
+    }
+
+    /// Names (`db.table`) of tables keyed by `[source] keys` rather than a primary key.
+    pub fn with_configured_keys(mut self, tables: impl IntoIterator<Item = String>) -> Self {
+        self.configured_keys.extend(tables);
+        self
     }
 
     async fn pair(&mut self, id: &TableId, keyed: bool) -> Result<&mut Pair, SluiceError> {
@@ -89,6 +104,7 @@ impl LakeSink {
     async fn commit_table(&mut self, id: &TableId, events: &[&ChangeEvent]) -> Result<(), SluiceError> {
         let keyed = events.first().is_some_and(|e| !e.schema.key.is_empty());
         let (every, retention) = (self.cfg.compact_every, self.cfg.retention.0);
+        let enforced_key_missing = self.configured_keys.contains(&id.to_string());
         let pair = self.pair(id, keyed).await?;
         let fresh: Vec<&ChangeEvent> = events.iter().copied().filter(|e| e.seq as i64 > pair.changes.seq).collect();
         for run in runs(&fresh) {
@@ -98,7 +114,15 @@ impl LakeSink {
         if let Some(current) = pair.current.as_mut() {
             let fresh: Vec<&ChangeEvent> = events.iter().copied().filter(|e| e.seq as i64 > current.seq).collect();
             for run in runs(&fresh) {
-                current.merge_current(&run[0].schema, run).await?;
+                // Keys that cannot be in the table yet: reads of the snapshot that created it in
+                // this process, or inserts under a key the database enforces (the table mirrors
+                // the source as of the previous commit, and nothing in the run deletes).
+                let reads = run.iter().all(|e| e.op == Op::Read);
+                let inserts = run.iter().all(|e| e.op == Op::Insert);
+                let fresh_snapshot = reads && (current.table.version().is_none() || current.fresh_snapshot);
+                let new_keys = fresh_snapshot || (inserts && !enforced_key_missing);
+                current.merge_current(&run[0].schema, run, new_keys).await?;
+                current.fresh_snapshot = fresh_snapshot;
             }
             current.upkeep(every, retention).await?;
         }

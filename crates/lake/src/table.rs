@@ -27,6 +27,9 @@ pub struct Delta {
     /// User columns (lake names), empty until created.
     pub fields: Vec<Field>,
     pub commits_since_upkeep: u32,
+    /// Created in this process by snapshot reads, with only reads appended since: the keys of
+    /// further reads of the same snapshot cannot be in it yet.
+    pub fresh_snapshot: bool,
 }
 
 impl Delta {
@@ -39,7 +42,7 @@ impl Delta {
         let table = DeltaTable::try_from_url_with_storage_options(url.clone(), storage.options().clone())
             .await
             .map_err(|e| lake_err(&format!("open {url}"), e))?;
-        let mut d = Self { table, seq: -1, fields: Vec::new(), commits_since_upkeep: 0 };
+        let mut d = Self { table, seq: -1, fields: Vec::new(), commits_since_upkeep: 0, fresh_snapshot: false };
         if d.table.version().is_some() {
             let snap = d.table.snapshot().map_err(|e| lake_err("read table state", e))?;
             d.seq =
@@ -88,23 +91,26 @@ impl Delta {
         Ok(())
     }
 
-    /// Applies changes to the current state: one row per key, the last change wins.
-    pub async fn merge_current(&mut self, schema: &TableSchema, events: &[&ChangeEvent]) -> Result<(), SluiceError> {
+    /// Applies changes to the current state: one row per key, the last change wins. With
+    /// `new_keys_only` (the caller knows no key of `events` can be in the table yet) the rows are
+    /// appended instead of merged: a MERGE reads and rewrites the files it touches, which makes
+    /// loading a big table quadratic.
+    pub async fn merge_current(&mut self, schema: &TableSchema, events: &[&ChangeEvent], new_keys_only: bool) -> Result<(), SluiceError> {
         let Some(last) = events.last() else { return Ok(()) };
         let fields = self.fields_for(schema, false).await?;
         let latest = collapse(schema, events);
         let rows: Vec<LakeRow<'_>> = latest.values().map(|r| LakeRow { tx: None, ..*r }).collect();
         let table = self.table.clone();
-        if self.table.version().is_none() {
-            // First commit creates the table with the rows that exist.
+        let creating = self.table.version().is_none();
+        if creating || new_keys_only {
             let live: Vec<LakeRow<'_>> = rows.into_iter().filter(|r| !r.deleted).collect();
             let batch = to_batch(&fields, schema, Kind::Current, &live).map_err(SluiceError::permanent)?;
-            self.table = table
-                .write(vec![batch])
-                .with_save_mode(SaveMode::Append)
-                .with_commit_properties(Self::commit_properties(last.seq))
-                .await
-                .map_err(|e| lake_err(&format!("create {}", schema.id), e))?;
+            let mut write =
+                table.write(vec![batch]).with_save_mode(SaveMode::Append).with_commit_properties(Self::commit_properties(last.seq));
+            if !creating && fields.len() > self.fields.len() {
+                write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
+            }
+            self.table = write.await.map_err(|e| lake_err(&format!("append to {}", schema.id), e))?;
         } else {
             let batch = to_batch(&fields, schema, Kind::MergeSource, &rows).map_err(SluiceError::permanent)?;
             let ctx = SessionContext::new();
