@@ -58,6 +58,16 @@ impl Pipeline {
             sink.open(committed).await?;
         }
         let resume = state.checkpoint.clone();
+        let mut held: Option<u64> = None;
+        for sink in &mut self.sinks {
+            held = held.max(sink.high_water().await?);
+        }
+        if let Some(h) = held {
+            if resume.as_ref().is_none_or(|cp| h >= cp.next_seq) {
+                debug!(held = h, "a sink holds changes past the committed checkpoint");
+                self.source.sinks_hold_up_to(h);
+            }
+        }
         match &resume {
             Some(cp) => info!(next_seq = cp.next_seq, position = %cp.position, "resuming from committed checkpoint"),
             None => info!("no committed checkpoint: starting fresh"),
@@ -98,7 +108,9 @@ impl Pipeline {
                         let marks = self.sinks.iter().map(|s| (s.name().to_string(), s.mark())).collect();
                         let transform_marks = self.transforms.iter().map(|t| (t.name().to_string(), t.mark())).collect();
                         pending = Some(Pending { checkpoint, marks, transform_marks, tables: tables.clone(), source_ts_ms });
-                        if last_commit.elapsed() >= self.commit_interval {
+                        // The very first checkpoint is committed at once: until then a crash
+                        // would leave sinks holding changes with no position to resume from.
+                        if last_commit.elapsed() >= self.commit_interval || state.checkpoint.is_none() {
                             if let Err(e) = commit(&mut self.sinks, &self.store, &mut state, &mut pending).await {
                                 break Err(e);
                             }

@@ -25,4 +25,11 @@ pub trait Sink: Send {
     async fn write(&mut self, events: &[ChangeEvent]) -> Result<()>;
     fn mark(&self) -> Json;
     async fn flush(&mut self) -> Result<()>;
+    /// After `open`: the highest `seq` this sink holds that `open` could not take back (a
+    /// Delta commit is permanent), if any. A source that cannot replay exactly (a resumed
+    /// snapshot reads again at a new point) numbers its events above it, so no new change is
+    /// skipped as "already held".
+    async fn high_water(&mut self) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }

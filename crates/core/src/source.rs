@@ -27,5 +27,9 @@ pub enum SourceMsg {
 /// `Ok(())` when `out` is closed.
 #[async_trait]
 pub trait Source: Send {
+    /// Called before `run` when a sink already holds changes up to `seq`, beyond the resume
+    /// checkpoint. Exact replays (the binlog) reproduce the same `seq`s and may ignore it; a
+    /// source that re-reads differently (a resumed snapshot) must number from `seq + 1`.
+    fn sinks_hold_up_to(&mut self, _seq: u64) {}
     async fn run(self: Box<Self>, resume: Option<Checkpoint>, out: mpsc::Sender<SourceMsg>) -> Result<()>;
 }

@@ -1,6 +1,6 @@
 //! `LakeSink`: buffers changes and commits them to Delta tables every flush (or every
 //! `flush_rows` changes), current state and changelog per captured table.
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use sluice_core::sink::Sink;
 use sluice_core::{ChangeEvent, Op, SluiceError, TableId};
 use tracing::{info, warn};
 
+use crate::query::discover;
 use crate::storage::Storage;
 use crate::table::Delta;
 
@@ -29,6 +30,8 @@ pub struct LakeSink {
     /// Tables whose key comes from `[source] keys`: the database does not enforce it, so their
     /// inserts are always merged.
     configured_keys: HashSet<String>,
+    /// Every table this lake has held (kept in the mark): S3 roots are not listed.
+    known: BTreeSet<TableId>,
 }
 
 impl LakeSink {
@@ -39,6 +42,7 @@ impl LakeSink {
             tables: HashMap::new(),
             pending: Vec::new(),
             configured_keys: HashSet::new(),
+            known: BTreeSet::new(),
         })
     }
 
@@ -59,6 +63,7 @@ impl LakeSink {
             };
             info!(table = %id, changes_seq = changes.seq, current_seq = current.as_ref().map(|c| c.seq), "lake tables opened");
             self.tables.insert(id.clone(), Pair { current, changes });
+            self.known.insert(id.clone());
         }
         Ok(self.tables.get_mut(id).expect("inserted above"))
     }
@@ -155,9 +160,29 @@ impl Sink for LakeSink {
         "lake"
     }
 
-    /// The lake keeps its own position (the `txn` of each table): nothing to restore here.
-    async fn open(&mut self, _committed: Option<Json>) -> Result<(), SluiceError> {
+    /// The lake keeps its own position (the `txn` of each table): nothing to restore here but
+    /// the list of tables it holds.
+    async fn open(&mut self, committed: Option<Json>) -> Result<(), SluiceError> {
+        let listed = committed.as_ref().and_then(|c| c.get("tables")).and_then(|t| serde_json::from_value::<Vec<String>>(t.clone()).ok());
+        for t in listed.unwrap_or_default() {
+            if let Some((db, table)) = t.split_once('.') {
+                self.known.insert(TableId::new(db, table));
+            }
+        }
         Ok(())
+    }
+
+    /// The highest `_cdc_seq` any changelog holds (every change lands in its changelog).
+    async fn high_water(&mut self) -> Result<Option<u64>, SluiceError> {
+        let known: Vec<TableId> = self.known.iter().cloned().collect();
+        let mut high: Option<u64> = None;
+        for (id, changes) in discover(&self.storage, &known) {
+            if changes {
+                let seq = Delta::open(&self.storage, &id, true).await?.seq;
+                high = high.max(u64::try_from(seq).ok());
+            }
+        }
+        Ok(high)
     }
 
     async fn write(&mut self, events: &[ChangeEvent]) -> Result<(), SluiceError> {
@@ -169,7 +194,8 @@ impl Sink for LakeSink {
     }
 
     fn mark(&self) -> Json {
-        json!({ "root": self.storage.root().as_str() })
+        let tables: Vec<String> = self.known.iter().map(ToString::to_string).collect();
+        json!({ "root": self.storage.root().as_str(), "tables": tables })
     }
 
     async fn flush(&mut self) -> Result<(), SluiceError> {

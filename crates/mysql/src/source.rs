@@ -30,16 +30,22 @@ pub struct Shared {
 
 pub struct MysqlSource {
     cfg: Config,
+    /// The highest `seq` a sink already holds (see `Source::sinks_hold_up_to`).
+    held: Option<u64>,
 }
 
 impl MysqlSource {
     pub fn new(cfg: Config) -> Self {
-        Self { cfg }
+        Self { cfg, held: None }
     }
 }
 
 #[async_trait]
 impl Source for MysqlSource {
+    fn sinks_hold_up_to(&mut self, seq: u64) {
+        self.held = Some(seq);
+    }
+
     async fn run(self: Box<Self>, resume: Option<Checkpoint>, out: mpsc::Sender<SourceMsg>) -> Result<(), SluiceError> {
         let mut meta = connect(&self.cfg.source.url).await?;
         let sealer = sealer(&self.cfg)?;
@@ -53,11 +59,13 @@ impl Source for MysqlSource {
         let mut cursor = match resume_pos {
             // An interrupted snapshot resumes, whatever the mode.
             Some(pos) if pos.snapshot.is_some() => {
+                let seq = above_held(seq, self.held);
                 let Some(c) = resume_snapshot(&shared, &mut meta, &collations, pos, seq, &out).await? else { return Ok(()) };
                 c
             }
             Some(pos) if mode != SnapshotMode::Always => Cursor::new(pos, seq, None),
             None if mode == SnapshotMode::Never => {
+                let seq = above_held(seq, self.held);
                 info!(position = %end, "snapshot mode 'never': streaming from the current binlog end");
                 let pos = MysqlPosition { binlog: end.clone(), gtid: None, snapshot: None };
                 let cursor = Cursor::new(pos, seq, None);
@@ -68,7 +76,15 @@ impl Source for MysqlSource {
                 cursor
             }
             _ => {
+                let seq = above_held(seq, self.held);
                 let mut snap = Snapshot::begin(&shared).await?;
+                // A checkpoint before the first row: once committed, a crash at any later point
+                // resumes this snapshot, replaying the binlog from its position, so changes made
+                // meanwhile (deletes included) reach sinks that already hold rows of it.
+                let start = MysqlPosition { binlog: snap.pos.clone(), gtid: None, snapshot: Some(SnapshotProgress::default()) };
+                if out.send(SourceMsg::Checkpoint(Checkpoint { position: start.to_json(), next_seq: seq })).await.is_err() {
+                    return Ok(());
+                }
                 let tables = load_tables(&shared, &mut meta).await?;
                 let mut cursor = Cursor::new(MysqlPosition { binlog: snap.pos.clone(), gtid: None, snapshot: None }, seq, None);
                 if !finish_snapshot(&shared, &mut snap, &tables, SnapshotProgress::default(), &mut cursor, &out).await? {
@@ -79,6 +95,24 @@ impl Source for MysqlSource {
         };
         cursor.caught_up_at = Some(end);
         stream_forever(&shared, &mut meta, &collations, cursor, &out).await
+    }
+}
+
+/// Only an exact binlog resume reproduces the `seq`s a sink may already hold. A snapshot (new or
+/// resumed, which reads at a new point and replays the binlog in between) or a fresh start at the
+/// binlog end yields other changes, so they are numbered above whatever a sink holds, and none is
+/// skipped as "already applied".
+fn above_held(seq: u64, held: Option<u64>) -> u64 {
+    match held {
+        Some(h) if h >= seq => {
+            info!(
+                committed_next_seq = seq,
+                numbered_from = h + 1,
+                "a sink holds changes past the checkpoint: the snapshot numbers above them"
+            );
+            h + 1
+        }
+        _ => seq,
     }
 }
 
