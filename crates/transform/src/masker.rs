@@ -52,6 +52,7 @@ pub struct Masker {
     /// Bumped on every decision: cached plans older than this are rebuilt.
     generation: u64,
     plans: HashMap<TableId, (SchemaRef, u64, Arc<Plan>)>,
+    last: Option<(SchemaRef, u64, Arc<Plan>)>,
 }
 
 impl Masker {
@@ -82,7 +83,7 @@ impl Masker {
             let masking = add(Masking::new(cfg.action, cfg.keep, key.clone()));
             Detection { detector: Detector::new(&cfg.entities), cfg, masking }
         });
-        Self { rules, detection, maskings, key_hash, state: Persisted::default(), generation: 0, plans: HashMap::new() }
+        Self { rules, detection, maskings, key_hash, state: Persisted::default(), generation: 0, plans: HashMap::new(), last: None }
     }
 
     /// Detection decisions so far, `db.table.column` → decision.
@@ -102,8 +103,15 @@ impl Masker {
     }
 
     fn plan(&mut self, schema: &SchemaRef) -> Result<Arc<Plan>, SluiceError> {
+        // Consecutive events are mostly of one table: check the last plan before hashing names.
+        if let Some((s, g, p)) = &self.last {
+            if *g == self.generation && Arc::ptr_eq(s, schema) {
+                return Ok(p.clone());
+            }
+        }
         if let Some((s, g, p)) = self.plans.get(&schema.id) {
             if *g == self.generation && Arc::ptr_eq(s, schema) {
+                self.last = Some((s.clone(), *g, p.clone()));
                 return Ok(p.clone());
             }
         }
@@ -130,6 +138,7 @@ impl Masker {
         }
         let plan = Arc::new(plan);
         self.plans.insert(schema.id.clone(), (schema.clone(), self.generation, plan.clone()));
+        self.last = Some((schema.clone(), self.generation, plan.clone()));
         Ok(plan)
     }
 
@@ -151,7 +160,24 @@ impl Masker {
         Ok(ev)
     }
 
-    fn mask_row(&mut self, schema: &SchemaRef, plan: &Plan, row: Row, sample: bool) -> Result<Row, SluiceError> {
+    fn mask_row(&mut self, schema: &SchemaRef, plan: &Plan, mut row: Row, sample: bool) -> Result<Row, SluiceError> {
+        if !plan.drops {
+            // Same shape: replace the masked values in place, no new row.
+            for (i, v) in row.iter_mut().enumerate() {
+                let json = matches!(schema.columns[i].ty, SqlType::Json);
+                match &plan.cols[i] {
+                    ColPlan::Keep | ColPlan::Drop => {}
+                    ColPlan::Null => *v = Value::Null,
+                    ColPlan::Mask(id) => *v = retype(self.maskings[*id].value(v), json),
+                    ColPlan::Spans => *v = self.spans(std::mem::replace(v, Value::Null), json),
+                    ColPlan::Sample => {
+                        let is_key = schema.key.contains(&i);
+                        *v = self.sample(schema, i, std::mem::replace(v, Value::Null), json, sample, is_key)?;
+                    }
+                }
+            }
+            return Ok(row);
+        }
         let mut out = Vec::with_capacity(plan.out.columns.len());
         for (i, v) in row.into_iter().enumerate() {
             let json = matches!(schema.columns[i].ty, SqlType::Json);

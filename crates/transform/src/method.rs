@@ -13,18 +13,26 @@ pub const REDACTED: &str = "########";
 pub const DEFAULT_KEEP: usize = 4;
 
 /// A method with its parameters and key, ready to apply.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Masking {
     pub method: MaskMethod,
     keep: usize,
-    key: Option<MaskKey>,
+    /// HMAC already keyed: cloning it per value skips re-deriving the inner and outer pads.
+    mac: Option<Hmac<Sha256>>,
+}
+
+impl std::fmt::Debug for Masking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masking").field("method", &self.method).field("keep", &self.keep).field("keyed", &self.mac.is_some()).finish()
+    }
 }
 
 impl Masking {
     /// `key` must be present for `hash`; without one, `hash` fails closed to `redact`.
     pub fn new(method: MaskMethod, keep: Option<u32>, key: Option<MaskKey>) -> Self {
         let keep = keep.map_or(DEFAULT_KEEP, |k| k as usize);
-        Self { method, keep, key }
+        let mac = key.map(|k| <Hmac<Sha256> as Mac>::new_from_slice(k.bytes()).expect("HMAC takes keys of any length"));
+        Self { method, keep, mac }
     }
 
     /// The masked form of a value; NULL stays NULL. `drop` is the caller's business (the column
@@ -49,8 +57,8 @@ impl Masking {
     }
 
     fn hash(&self, data: &[u8]) -> String {
-        let Some(key) = &self.key else { return REDACTED.to_string() };
-        let mut mac = Hmac::<Sha256>::new_from_slice(key.bytes()).expect("HMAC takes keys of any length");
+        let Some(mac) = &self.mac else { return REDACTED.to_string() };
+        let mut mac = mac.clone();
         mac.update(data);
         hex(&mac.finalize().into_bytes())
     }
@@ -128,7 +136,7 @@ mod tests {
         let other = Masking::new(MaskMethod::Hash, None, Some(MaskKey::from_bytes(vec![7; 32]).unwrap()));
         assert_ne!(a, other.value(&Value::Text("jane@example.com".into())));
         // Known-answer check against RFC 4231 test case 2 (key "Jefe").
-        let jefe = Masking { method: MaskMethod::Hash, keep: 0, key: Some(MaskKey(b"Jefe".to_vec())) };
+        let jefe = Masking::new(MaskMethod::Hash, None, Some(MaskKey(b"Jefe".to_vec())));
         assert_eq!(jefe.text("what do ya want for nothing?"), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
         // Integers hash by their text, so an INT key and its VARCHAR copy elsewhere still join.
         assert_eq!(m.value(&Value::Int(17)), m.value(&Value::Text("17".into())));

@@ -29,6 +29,8 @@ pub(crate) struct Plan {
     pub out: SchemaRef,
     /// Nothing to do for this table: events pass untouched.
     pub identity: bool,
+    /// Some column is dropped: rows change shape.
+    pub drops: bool,
 }
 
 /// What the rules and decisions say about one column, before key handling.
@@ -72,8 +74,9 @@ pub(crate) fn build(
         cols.push(plan);
     }
     let identity = cols.iter().all(|c| *c == ColPlan::Keep);
+    let drops = cols.contains(&ColPlan::Drop);
     let out = if identity { schema.clone() } else { Arc::new(out_schema(schema, &cols)) };
-    Ok((Plan { cols, out, identity }, notes))
+    Ok((Plan { cols, out, identity, drops }, notes))
 }
 
 fn out_schema(schema: &TableSchema, cols: &[ColPlan]) -> TableSchema {
