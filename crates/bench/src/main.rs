@@ -8,6 +8,7 @@
 //!   `sluice query` (commit → queryable in the lake).
 mod decode;
 mod load;
+mod mask;
 mod stats;
 
 use std::path::PathBuf;
@@ -42,6 +43,14 @@ enum Command {
         #[arg(long, default_value_t = 6501)]
         server_id: u32,
     },
+    /// Cost of the masking transform alone on N reference users rows (in process).
+    Mask {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// A sluice config (TOML) holding the [[mask]] / [detect] rules.
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
     /// Write rows at a steady rate and measure commit → event and commit → queryable latency.
     #[command(alias = "latency")]
     Load(load::LoadArgs),
@@ -60,6 +69,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Decode { url, table, file, pos, server_id } => decode::run(&url, &table, &file, pos, server_id).await,
             Command::Load(args) => load::run(args).await,
+            Command::Mask { rows, config } => {
+                std::fs::read_to_string(&config).map_err(anyhow::Error::from).and_then(|c| mask::run(rows, &c))
+            }
         }
     });
     match result {
