@@ -294,6 +294,22 @@ fn lock(m: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+impl Shared {
+    /// Records `now − sent` for every `(id, sent)` of a row above `base`; when any, stamps `last`.
+    fn record_seen(&self, seen: &Mutex<Seen>, last: &AtomicU64, hits: impl Iterator<Item = (u64, u64)>, now: u64) {
+        let mut seen = lock(seen);
+        let mut any = false;
+        for (id, sent) in hits.filter(|(id, _)| *id > self.base) {
+            seen.record((id - self.base - 1) as usize, now.saturating_sub(sent));
+            any = true;
+        }
+        drop(seen);
+        if any {
+            last.store(now, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Follows the events file, recording `now − sent_us` for each change of rows above `base`.
 fn follow(mut file: std::fs::File, mut offset: u64, sh: &Shared) -> anyhow::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
@@ -316,22 +332,12 @@ fn follow(mut file: std::fs::File, mut offset: u64, sh: &Shared) -> anyhow::Resu
         offset += n as u64;
         let now = now_us();
         buf.extend_from_slice(&chunk[..n]);
-        let mut seen = lock(&sh.events);
-        let mut any = false;
+        let mut lines = Vec::new();
         while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
-            let line = &buf[start..start + nl];
+            lines.extend(parse_line(&buf[start..start + nl]));
             start += nl + 1;
-            if let Some((id, sent)) = parse_line(line) {
-                if id > sh.base {
-                    seen.record((id - sh.base - 1) as usize, now.saturating_sub(sent));
-                    any = true;
-                }
-            }
         }
-        drop(seen);
-        if any {
-            sh.last_event_us.store(now, Ordering::Relaxed);
-        }
+        sh.record_seen(&sh.events, &sh.last_event_us, lines.into_iter(), now);
         buf.drain(..start);
         start = 0;
     }
@@ -389,22 +395,11 @@ async fn poll_lake(bin: PathBuf, cfg: PathBuf, table: String, pause: Duration, s
             last_error = String::from_utf8_lossy(&out.stderr).trim().chars().take(300).collect();
         } else {
             let text = String::from_utf8_lossy(&out.stdout);
-            let mut seen = lock(&sh.lake);
-            let mut any = false;
-            for line in text.lines().skip(1) {
+            let hits = text.lines().skip(1).filter_map(|line| {
                 let mut parts = line.split(',');
-                let (Some(Ok(id)), Some(Ok(sent))) = (parts.next().map(str::parse::<u64>), parts.next().map(str::parse::<u64>)) else {
-                    continue;
-                };
-                if id > sh.base {
-                    seen.record((id - sh.base - 1) as usize, done.saturating_sub(sent));
-                    any = true;
-                }
-            }
-            drop(seen);
-            if any {
-                sh.last_lake_us.store(done, Ordering::Relaxed);
-            }
+                Some((parts.next()?.parse::<u64>().ok()?, parts.next()?.parse::<u64>().ok()?))
+            });
+            sh.record_seen(&sh.lake, &sh.last_lake_us, hits, done);
         }
         tokio::time::sleep(pause).await;
     }

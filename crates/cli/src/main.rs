@@ -136,7 +136,7 @@ fn main() -> ExitCode {
             Command::Run { config, once } => cmd::run::run(&config, once).await,
             Command::Check { config } => cmd::check::run(&config).await,
             Command::Tail { config, source, from, limit, no_follow, table, format } => {
-                cmd::tail::run(&config, source, from, limit, !no_follow, table, format).await
+                cmd::tail::run(&config, cmd::tail::TailArgs { source, from, limit, follow: !no_follow, table, format }).await
             }
             Command::Status { config, json } => cmd::status::run(&config, json).await,
             Command::Query { config, sql, format } => cmd::query::run(&config, &sql, format).await,

@@ -105,11 +105,7 @@ async fn kill_9_never_applies_a_change_twice_to_the_lake() {
     let writer = workload(&db, stop.clone(), 11);
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     for round in 0..6 {
-        let mut bg = w.spawn(&format!("run{round}"), "run", &[]);
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(300..2500))).await;
-        bg.assert_running();
-        assert!(Command::new("kill").arg("-9").arg(bg.pid().to_string()).status().unwrap().success());
-        let _ = bg.wait().await;
+        w.spawn(&format!("run{round}"), "run", &[]).kill_9_after(Duration::from_millis(rng.gen_range(300..2500))).await;
     }
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
@@ -384,11 +380,7 @@ async fn kill_9_during_the_snapshot_loses_nothing_in_the_lake() {
     let writer = workload(&db, stop.clone(), 23);
     let mut renumbered = 0;
     for round in 0..4 {
-        let mut bg = w.spawn(&format!("run{round}"), "run", &[]);
-        tokio::time::sleep(Duration::from_millis(1200 + 300 * round)).await;
-        bg.assert_running();
-        assert!(Command::new("kill").arg("-9").arg(bg.pid().to_string()).status().unwrap().success());
-        let err = bg.wait().await.stderr;
+        let err = w.spawn(&format!("run{round}"), "run", &[]).kill_9_after(Duration::from_millis(1200 + 300 * round)).await.stderr;
         renumbered += usize::from(err.contains("the snapshot numbers above them"));
     }
     stop.store(true, Ordering::Relaxed);

@@ -25,14 +25,9 @@ async fn kill_9_during_snapshot_and_stream_loses_and_repeats_nothing() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let mut kills = 0;
     for round in 0..6 {
-        let mut bg = w.spawn(&format!("run{round}"), "run", &[]);
         // Early rounds land inside the snapshot, later ones in the stream.
         let wait_ms = if round < 3 { rng.gen_range(100..700) } else { rng.gen_range(300..1500) };
-        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-        bg.assert_running();
-        let status = std::process::Command::new("kill").arg("-9").arg(bg.pid().to_string()).status().unwrap();
-        assert!(status.success());
-        let _ = bg.wait().await;
+        w.spawn(&format!("run{round}"), "run", &[]).kill_9_after(Duration::from_millis(wait_ms)).await;
         kills += 1;
     }
     stop.store(true, Ordering::Relaxed);

@@ -107,11 +107,7 @@ fn to_events(id: &TableId, batch: &RecordBatch, out: &mut Vec<ChangeEvent>) -> R
             .collect(),
         key: Vec::new(),
     });
-    let ops = batch.column(op_i).as_string_opt::<i32>().map(|a| (0..a.len()).map(|r| a.value(r).to_string()).collect::<Vec<_>>());
-    let ops = match ops {
-        Some(o) => o,
-        None => render_column(batch.column(op_i))?,
-    };
+    let ops = render_column(batch.column(op_i))?;
     let ts = batch.column(ts_i).as_primitive::<TimestampMicrosecondType>();
     let seq = batch.column(seq_i).as_primitive::<Int64Type>();
     let tx = render_column(batch.column(tx_i))?;

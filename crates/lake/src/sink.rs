@@ -32,18 +32,28 @@ pub struct LakeSink {
     configured_keys: HashSet<String>,
     /// Every table this lake has held (kept in the mark): S3 roots are not listed.
     known: BTreeSet<TableId>,
+    /// `mark()`'s value for the current `known`.
+    mark: Json,
 }
 
 impl LakeSink {
     pub fn new(cfg: &LakeSinkConfig) -> Result<Self, SluiceError> {
-        Ok(Self {
+        let mut sink = Self {
             storage: Storage::new(cfg)?,
             cfg: cfg.clone(),
             tables: HashMap::new(),
             pending: Vec::new(),
             configured_keys: HashSet::new(),
             known: BTreeSet::new(),
-        })
+            mark: Json::Null,
+        };
+        sink.mark = sink.mark_json();
+        Ok(sink)
+    }
+
+    fn mark_json(&self) -> Json {
+        let tables: Vec<String> = self.known.iter().map(ToString::to_string).collect();
+        json!({ "root": self.storage.root().as_str(), "tables": tables })
     }
 
     /// Names (`db.table`) of tables keyed by `[source] keys` rather than a primary key.
@@ -63,7 +73,9 @@ impl LakeSink {
             };
             info!(table = %id, changes_seq = changes.seq, current_seq = current.as_ref().map(|c| c.seq), "lake tables opened");
             self.tables.insert(id.clone(), Pair { current, changes });
-            self.known.insert(id.clone());
+            if self.known.insert(id.clone()) {
+                self.mark = self.mark_json();
+            }
         }
         Ok(self.tables.get_mut(id).expect("inserted above"))
     }
@@ -169,6 +181,7 @@ impl Sink for LakeSink {
                 self.known.insert(TableId::new(db, table));
             }
         }
+        self.mark = self.mark_json();
         Ok(())
     }
 
@@ -194,8 +207,8 @@ impl Sink for LakeSink {
     }
 
     fn mark(&self) -> Json {
-        let tables: Vec<String> = self.known.iter().map(ToString::to_string).collect();
-        json!({ "root": self.storage.root().as_str(), "tables": tables })
+        // Called once per transaction: built when the set of tables changes, not here.
+        self.mark.clone()
     }
 
     async fn flush(&mut self) -> Result<(), SluiceError> {

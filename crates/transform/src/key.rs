@@ -42,8 +42,6 @@ impl MaskKey {
     }
 }
 
-pub(crate) const ENV_HINT: &str = MASK_KEY_ENV;
-
 pub(crate) fn missing() -> SluiceError {
     SluiceError::permanent(format!(
         "masking with \"hash\" needs a secret key: set {MASK_KEY_ENV} (at least {MIN_KEY_BYTES} bytes, e.g. `export {MASK_KEY_ENV}=$(openssl rand -hex 32)`) or [mask_key] file = \"/path/to/key\"; keep it stable, or hashes stop matching across runs"

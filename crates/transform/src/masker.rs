@@ -13,7 +13,7 @@ use sluice_core::{Row, SluiceError, Value};
 use tracing::{info, warn};
 
 use crate::detect::Detector;
-use crate::key::{self, MaskKey};
+use crate::key::MaskKey;
 use crate::method::Masking;
 use crate::plan::{self, Choice, ColPlan, MaskingId, Plan};
 
@@ -104,16 +104,11 @@ impl Masker {
 
     fn plan(&mut self, schema: &SchemaRef) -> Result<Arc<Plan>, SluiceError> {
         // Consecutive events are mostly of one table: check the last plan before hashing names.
-        if let Some((s, g, p)) = &self.last {
-            if *g == self.generation && Arc::ptr_eq(s, schema) {
-                return Ok(p.clone());
-            }
-        }
-        if let Some((s, g, p)) = self.plans.get(&schema.id) {
-            if *g == self.generation && Arc::ptr_eq(s, schema) {
-                self.last = Some((s.clone(), *g, p.clone()));
-                return Ok(p.clone());
-            }
+        let current = |(s, g, _): &(SchemaRef, u64, Arc<Plan>)| *g == self.generation && Arc::ptr_eq(s, schema);
+        if let Some(hit) = self.last.as_ref().filter(|e| current(e)).or_else(|| self.plans.get(&schema.id).filter(|e| current(e))) {
+            let plan = hit.2.clone();
+            self.last = Some(hit.clone());
+            return Ok(plan);
         }
         let choose = |i: usize| {
             let col = &schema.columns[i];
@@ -161,39 +156,29 @@ impl Masker {
     }
 
     fn mask_row(&mut self, schema: &SchemaRef, plan: &Plan, mut row: Row, sample: bool) -> Result<Row, SluiceError> {
-        if !plan.drops {
-            // Same shape: replace the masked values in place, no new row.
-            for (i, v) in row.iter_mut().enumerate() {
-                let json = matches!(schema.columns[i].ty, SqlType::Json);
-                match &plan.cols[i] {
-                    ColPlan::Keep | ColPlan::Drop => {}
-                    ColPlan::Null => *v = Value::Null,
-                    ColPlan::Mask(id) => *v = retype(self.maskings[*id].value(v), json),
-                    ColPlan::Spans => *v = self.spans(std::mem::replace(v, Value::Null), json),
-                    ColPlan::Sample => {
-                        let is_key = schema.key.contains(&i);
-                        *v = self.sample(schema, i, std::mem::replace(v, Value::Null), json, sample, is_key)?;
-                    }
-                }
-            }
-            return Ok(row);
-        }
-        let mut out = Vec::with_capacity(plan.out.columns.len());
-        for (i, v) in row.into_iter().enumerate() {
-            let json = matches!(schema.columns[i].ty, SqlType::Json);
-            match &plan.cols[i] {
-                ColPlan::Keep => out.push(v),
-                ColPlan::Drop => {}
-                ColPlan::Null => out.push(Value::Null),
-                ColPlan::Mask(id) => out.push(retype(self.maskings[*id].value(&v), json)),
-                ColPlan::Spans => out.push(self.spans(v, json)),
-                ColPlan::Sample => {
-                    let is_key = schema.key.contains(&i);
-                    out.push(self.sample(schema, i, v, json, sample, is_key)?);
-                }
+        for (i, v) in row.iter_mut().enumerate() {
+            if plan.cols[i] != ColPlan::Keep {
+                let value = std::mem::replace(v, Value::Null);
+                *v = self.mask_value(schema, plan, i, value, sample)?;
             }
         }
-        Ok(out)
+        if plan.drops {
+            let mut cols = plan.cols.iter();
+            row.retain(|_| cols.next() != Some(&ColPlan::Drop));
+        }
+        Ok(row)
+    }
+
+    /// Column `i`'s value as its plan says (a dropped column's value is removed by the caller).
+    fn mask_value(&mut self, schema: &SchemaRef, plan: &Plan, i: usize, v: Value, sample: bool) -> Result<Value, SluiceError> {
+        let json = matches!(schema.columns[i].ty, SqlType::Json);
+        Ok(match &plan.cols[i] {
+            ColPlan::Keep => v,
+            ColPlan::Null | ColPlan::Drop => Value::Null,
+            ColPlan::Mask(id) => retype(self.maskings[*id].value(&v), json),
+            ColPlan::Spans => self.spans(v, json),
+            ColPlan::Sample => self.sample(schema, i, v, json, sample, schema.key.contains(&i))?,
+        })
     }
 
     /// Detection still undecided: mask the value if it matches (fail closed), count it, and
@@ -335,7 +320,7 @@ impl Transform for Masker {
             }
         }
         if self.key_hash.is_none() && self.detection.is_some() {
-            info!("no masking key: a key column detected as PII will stop the pipeline (set {})", key::ENV_HINT);
+            info!("no masking key: a key column detected as PII will stop the pipeline (set {})", sluice_core::config::MASK_KEY_ENV);
         }
         Ok(())
     }

@@ -64,7 +64,7 @@ pub(crate) fn build(
                         schema.id, col.name, sluice_core::config::MASK_KEY_ENV
                     )));
                 };
-                notes.push(format!("{}.{} is a key column: masked with hash instead of {method:?}", schema.id, col.name).to_lowercase());
+                notes.push(format!("{}.{} is a key column: masked with hash instead of {}", schema.id, col.name, method.name()));
                 ColPlan::Mask(h)
             }
             Choice::Method(_, MaskMethod::Drop) => ColPlan::Drop,

@@ -33,46 +33,56 @@ pub enum Source {
     Lake,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
-    path: &Path,
-    source: Source,
-    from: From,
-    limit: Option<usize>,
-    follow: bool,
-    table: Option<String>,
-    format: Format,
-) -> anyhow::Result<ExitCode> {
+impl Format {
+    fn event_format(self) -> EventFormat {
+        match self {
+            Format::Debezium => EventFormat::Debezium,
+            Format::Dms => EventFormat::Dms,
+        }
+    }
+}
+
+/// What `sluice tail` was asked for.
+pub struct TailArgs {
+    pub source: Source,
+    pub from: From,
+    pub limit: Option<usize>,
+    pub follow: bool,
+    pub table: Option<String>,
+    pub format: Format,
+}
+
+pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
     let events_file = cfg.sink.jsonl.as_ref().filter(|j| j.path != "-");
-    let use_lake = match source {
+    let use_lake = match args.source {
         Source::Lake => true,
         Source::Events => false,
         Source::Auto => events_file.is_none() && cfg.lake().is_some(),
     };
-    if use_lake {
-        return tail_lake(&cfg, from, limit, follow, table, format).await;
-    }
-    let Some(j) = events_file else {
-        bail!("`tail --source events` follows the [sink.jsonl] file, and the config has none (or it writes to stdout): add [sink.jsonl] path = \"./events.jsonl\", or tail the lake with --source lake");
-    };
-    let opts = TailOptions {
-        from: match from {
-            From::Earliest => TailFrom::Earliest,
-            From::Latest => TailFrom::Latest,
-        },
-        limit,
-        table,
-        format: match format {
-            Format::Debezium => EventFormat::Debezium,
-            Format::Dms => EventFormat::Dms,
-        },
-        follow,
-        poll: Duration::from_millis(50),
-    };
     let mut out = BufWriter::new(std::io::stdout());
+    let printing = async {
+        if use_lake {
+            return tail_lake(&cfg, &args, &mut out).await;
+        }
+        let Some(j) = events_file else {
+            bail!("`tail --source events` follows the [sink.jsonl] file, and the config has none (or it writes to stdout): add [sink.jsonl] path = \"./events.jsonl\", or tail the lake with --source lake");
+        };
+        let opts = TailOptions {
+            from: match args.from {
+                From::Earliest => TailFrom::Earliest,
+                From::Latest => TailFrom::Latest,
+            },
+            limit: args.limit,
+            table: args.table.clone(),
+            format: args.format.event_format(),
+            follow: args.follow,
+            poll: Duration::from_millis(50),
+        };
+        sluice_jsonl::tail(Path::new(&j.path), j.format, &opts, &mut out).await.map(drop)
+    };
     tokio::select! {
-        r = sluice_jsonl::tail(Path::new(&j.path), j.format, &opts, &mut out) => { r?; }
+        r = printing => r?,
         _ = tokio::signal::ctrl_c() => {}
     }
     out.flush().ok();
@@ -80,49 +90,30 @@ pub async fn run(
 }
 
 /// Follows the lake's changelog tables: durable and replayable, no broker needed.
-async fn tail_lake(
-    cfg: &Config,
-    from: From,
-    limit: Option<usize>,
-    follow: bool,
-    table: Option<String>,
-    format: Format,
-) -> anyhow::Result<ExitCode> {
+async fn tail_lake(cfg: &Config, args: &TailArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let (storage, tables) = super::lake_tables(cfg)?;
     let known: Vec<TableId> = tables.into_iter().map(|(id, _)| id).collect();
-    let filter = table.as_deref().map(TablePattern::parse).transpose().map_err(anyhow::Error::msg)?;
-    let mut reader = ChangelogReader::new(storage, known, filter, from == From::Latest);
-    let format = match format {
-        Format::Debezium => EventFormat::Debezium,
-        Format::Dms => EventFormat::Dms,
-    };
-    let mut out = BufWriter::new(std::io::stdout());
+    let filter = args.table.as_deref().map(TablePattern::parse).transpose().map_err(anyhow::Error::msg)?;
+    let mut reader = ChangelogReader::new(storage, known, filter, args.from == From::Latest);
+    let format = args.format.event_format();
     let mut printed = 0usize;
-    let run = async {
-        loop {
-            let want = limit.map_or(usize::MAX, |l| l - printed);
-            let events = reader.poll(want).await?;
-            let idle = events.is_empty();
-            for ev in events.iter().take(want) {
-                let line = sluice_core::encode::encode(ev, format, ev.ts_ms);
-                if writeln!(out, "{line}").is_err() {
-                    return Ok(());
-                }
-                printed += 1;
+    loop {
+        let want = args.limit.map_or(usize::MAX, |l| l - printed);
+        let events = reader.poll(want).await?;
+        let idle = events.is_empty();
+        for ev in events.iter().take(want) {
+            let line = sluice_core::encode::encode(ev, format, ev.ts_ms);
+            if writeln!(out, "{line}").is_err() {
+                return Ok(());
             }
-            out.flush().ok();
-            if limit.is_some_and(|l| printed >= l) || (idle && !follow) {
-                return Ok::<(), anyhow::Error>(());
-            }
-            if idle {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+            printed += 1;
         }
-    };
-    tokio::select! {
-        r = run => r?,
-        _ = tokio::signal::ctrl_c() => {}
+        out.flush().ok();
+        if args.limit.is_some_and(|l| printed >= l) || (idle && !args.follow) {
+            return Ok(());
+        }
+        if idle {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
-    out.flush().ok();
-    Ok(ExitCode::SUCCESS)
 }

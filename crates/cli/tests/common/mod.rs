@@ -224,6 +224,16 @@ impl Bg {
         }
     }
 
+    /// Lets the process run for `after`, checks it is still running, kills it with SIGKILL and
+    /// returns its output.
+    pub async fn kill_9_after(mut self, after: Duration) -> Out {
+        tokio::time::sleep(after).await;
+        self.assert_running();
+        let status = std::process::Command::new("kill").arg("-9").arg(self.pid().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -9 {} failed", self.pid());
+        self.wait().await
+    }
+
     pub fn sigterm(&self) {
         let status = std::process::Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status().expect("run kill");
         assert!(status.success(), "kill -TERM {} failed", self.pid());

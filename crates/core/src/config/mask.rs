@@ -70,6 +70,18 @@ pub enum MaskMethod {
 }
 
 impl MaskMethod {
+    /// The name used in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            MaskMethod::Redact => "redact",
+            MaskMethod::Hash => "hash",
+            MaskMethod::Partial => "partial",
+            MaskMethod::Email => "email",
+            MaskMethod::Null => "null",
+            MaskMethod::Drop => "drop",
+        }
+    }
+
     pub fn needs_key(self) -> bool {
         self == MaskMethod::Hash
     }
@@ -204,7 +216,7 @@ fn check_keep(method: MaskMethod, keep: Option<u32>) -> Result<(), String> {
     match (method, keep) {
         (MaskMethod::Partial, Some(0)) => Err("keep = 0 with method \"partial\": use \"redact\" to hide everything".into()),
         (MaskMethod::Partial, _) | (_, None) => Ok(()),
-        (m, Some(_)) => Err(format!("keep only applies to method \"partial\", not {m:?}").to_lowercase()),
+        (m, Some(_)) => Err(format!("keep only applies to method \"partial\", not \"{}\"", m.name())),
     }
 }
 
