@@ -30,6 +30,7 @@ pub fn run(rows: usize, config: &str) -> anyhow::Result<Value> {
             })
             .collect(),
         key: vec![0],
+        configured_key: false,
     });
     use sluice_core::Value as V;
     let events: Vec<ChangeEvent> = generate(rows, 42)

@@ -82,6 +82,10 @@ pub struct TableSchema {
     pub columns: Vec<Column>,
     /// Indexes into `columns` of the primary key (empty for a keyless table).
     pub key: Vec<usize>,
+    /// The key comes from `[source] keys`, not from the database: nothing enforces it (it may
+    /// repeat) and nothing indexes it.
+    #[serde(default)]
+    pub configured_key: bool,
 }
 
 impl TableSchema {

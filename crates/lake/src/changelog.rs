@@ -106,6 +106,7 @@ fn to_events(id: &TableId, batch: &RecordBatch, out: &mut Vec<ChangeEvent>) -> R
             .map(|&i| Column { name: schema.field(i).name().clone(), ty: sql_type(schema.field(i).data_type()), nullable: true })
             .collect(),
         key: Vec::new(),
+        configured_key: false,
     });
     let ops = render_column(batch.column(op_i))?;
     let ts = batch.column(ts_i).as_primitive::<TimestampMicrosecondType>();

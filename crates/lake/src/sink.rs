@@ -1,6 +1,6 @@
 //! `LakeSink`: buffers changes and commits them to Delta tables every flush (or every
 //! `flush_rows` changes), current state and changelog per captured table.
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,9 +27,6 @@ pub struct LakeSink {
     storage: Storage,
     tables: HashMap<TableId, Pair>,
     pending: Vec<ChangeEvent>,
-    /// Tables whose key comes from `[source] keys`: the database does not enforce it, so their
-    /// inserts are always merged.
-    configured_keys: HashSet<String>,
     /// Every table this lake has held (kept in the mark): S3 roots are not listed.
     known: BTreeSet<TableId>,
     /// `mark()`'s value for the current `known`.
@@ -43,7 +40,6 @@ impl LakeSink {
             cfg: cfg.clone(),
             tables: HashMap::new(),
             pending: Vec::new(),
-            configured_keys: HashSet::new(),
             known: BTreeSet::new(),
             mark: Json::Null,
         };
@@ -54,12 +50,6 @@ impl LakeSink {
     fn mark_json(&self) -> Json {
         let tables: Vec<String> = self.known.iter().map(ToString::to_string).collect();
         json!({ "root": self.storage.root().as_str(), "tables": tables })
-    }
-
-    /// Names (`db.table`) of tables keyed by `[source] keys` rather than a primary key.
-    pub fn with_configured_keys(mut self, tables: impl IntoIterator<Item = String>) -> Self {
-        self.configured_keys.extend(tables);
-        self
     }
 
     async fn pair(&mut self, id: &TableId, keyed: bool) -> Result<&mut Pair, SluiceError> {
@@ -121,7 +111,6 @@ impl LakeSink {
     async fn commit_table(&mut self, id: &TableId, events: &[&ChangeEvent]) -> Result<(), SluiceError> {
         let keyed = events.first().is_some_and(|e| !e.schema.key.is_empty());
         let (every, retention) = (self.cfg.compact_every, self.cfg.retention.0);
-        let enforced_key_missing = self.configured_keys.contains(&id.to_string());
         let pair = self.pair(id, keyed).await?;
         let fresh: Vec<&ChangeEvent> = events.iter().copied().filter(|e| e.seq as i64 > pair.changes.seq).collect();
         for run in runs(&fresh) {
@@ -137,7 +126,7 @@ impl LakeSink {
                 let reads = run.iter().all(|e| e.op == Op::Read);
                 let inserts = run.iter().all(|e| e.op == Op::Insert);
                 let fresh_snapshot = reads && (current.table.version().is_none() || current.fresh_snapshot);
-                let new_keys = fresh_snapshot || (inserts && !enforced_key_missing);
+                let new_keys = fresh_snapshot || (inserts && !run[0].schema.configured_key);
                 current.merge_current(&run[0].schema, run, new_keys).await?;
                 current.fresh_snapshot = fresh_snapshot;
             }

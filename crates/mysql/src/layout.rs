@@ -96,7 +96,7 @@ pub fn build(tme: &TableMapEvent<'_>, info: Option<&TableInfo>, collations: &Col
             key = info.schema.key_names().iter().filter_map(|k| columns.iter().position(|c| &c.name == k)).collect();
         }
     }
-    Ok(Layout { schema: Arc::new(TableSchema { id, columns, key }), types, codecs })
+    Ok(Layout { schema: Arc::new(TableSchema { id, columns, key, configured_key: false }), types, codecs })
 }
 
 fn labels<'a>(it: impl Iterator<Item = std::borrow::Cow<'a, str>>) -> Vec<String> {

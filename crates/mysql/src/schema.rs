@@ -25,9 +25,6 @@ pub struct TableInfo {
     /// Collation per column (for building keyset predicates on text keys).
     pub collations: Vec<Option<String>>,
     pub charset_names: Vec<Option<String>>,
-    /// The key is the table's primary key, so the server can seek on it (keys configured with
-    /// `[source] keys` may have no index: paging on them would scan the table once per chunk).
-    pub indexed_key: bool,
 }
 
 /// Captured base tables, in a stable order.
@@ -100,8 +97,12 @@ pub async fn load_table(conn: &mut Conn, id: &TableId) -> Result<TableInfo, Slui
         charset_names.push(charset_name);
     }
     let key: Vec<usize> = key_names.iter().filter_map(|k| columns.iter().position(|c| &c.name == k)).collect();
-    let indexed_key = !key.is_empty();
-    Ok(TableInfo { schema: Arc::new(TableSchema { id: id.clone(), columns, key }), codecs, collations, charset_names, indexed_key })
+    Ok(TableInfo {
+        schema: Arc::new(TableSchema { id: id.clone(), columns, key, configured_key: false }),
+        codecs,
+        collations,
+        charset_names,
+    })
 }
 
 /// Logical type from information_schema's description of a column.

@@ -72,9 +72,12 @@ impl Snapshot {
         for table in todo {
             let name = table.schema.id.to_string();
             let mut last_key = progress.current.take().filter(|c| c.table == name).map(|c| c.key(shared.sealer.as_ref())).transpose()?;
-            // Keyset chunks need an index on the key; otherwise one streamed SELECT (resumed from
-            // the table's start) beats re-scanning the table for every chunk.
-            let keyset = table.indexed_key && table.schema.key.iter().all(|&k| keyset_type(&table.schema.columns[k].ty));
+            // Keyset chunks need an index on the key (a configured key may have none): otherwise
+            // one streamed SELECT (resumed from the table's start) beats re-scanning the table
+            // for every chunk.
+            let keyset = !table.schema.key.is_empty()
+                && !table.schema.configured_key
+                && table.schema.key.iter().all(|&k| keyset_type(&table.schema.columns[k].ty));
             info!(table = %name, resumed = last_key.is_some(), "snapshotting table");
             loop {
                 let sql = select_sql(table, last_key.as_deref(), keyset.then_some(chunk));

@@ -80,7 +80,7 @@ pub(crate) fn build(
 }
 
 fn out_schema(schema: &TableSchema, cols: &[ColPlan]) -> TableSchema {
-    let mut out = TableSchema { id: schema.id.clone(), columns: Vec::new(), key: Vec::new() };
+    let mut out = TableSchema { id: schema.id.clone(), columns: Vec::new(), key: Vec::new(), configured_key: schema.configured_key };
     for (i, (col, plan)) in schema.columns.iter().zip(cols).enumerate() {
         if *plan == ColPlan::Drop {
             continue;

@@ -15,6 +15,7 @@ fn schema(cols: &[(&str, SqlType)], key: &[usize]) -> SchemaRef {
         id: TableId::new("shop", "users"),
         columns: cols.iter().map(|(n, t)| Column { name: (*n).into(), ty: t.clone(), nullable: true }).collect(),
         key: key.to_vec(),
+        configured_key: false,
     })
 }
 

@@ -51,7 +51,7 @@ fn build_sinks(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Sink>>> {
         sinks.push(Box::new(JsonlSink::new(j)));
     }
     if let Some(l) = cfg.lake() {
-        sinks.push(Box::new(LakeSink::new(l)?.with_configured_keys(cfg.source.keys.keys().cloned())));
+        sinks.push(Box::new(LakeSink::new(l)?));
     }
     if sinks.is_empty() {
         bail!("no sink configured: add [sink.lake] or [sink.jsonl]");

@@ -311,6 +311,7 @@ impl Config {
             let idx: Vec<usize> = cols.iter().filter_map(|c| schema.columns.iter().position(|x| x.name.eq_ignore_ascii_case(c))).collect();
             if idx.len() == cols.len() {
                 schema.key = idx;
+                schema.configured_key = true;
             }
         }
     }

@@ -13,6 +13,7 @@ fn event(op: Op) -> ChangeEvent {
             Column { name: "email".into(), ty: SqlType::Text, nullable: true },
         ],
         key: vec![0],
+        configured_key: false,
     });
     let before = Some(vec![Value::Int(1), Value::Text("a@x.io".into())]);
     let after = Some(vec![Value::Int(2), Value::Null]);

@@ -17,6 +17,7 @@ fn schema(db: &str, table: &str) -> Arc<TableSchema> {
             Column { name: "email".into(), ty: SqlType::Text, nullable: true },
         ],
         key: vec![0],
+        configured_key: false,
     })
 }
 
