@@ -26,7 +26,8 @@ pub async fn run(url: &str, tables: &[String], file: &str, pos: u64, server_id: 
     let (tx, mut rx) = mpsc::channel(32);
     let source: Box<dyn Source> = Box::new(MysqlSource::new(cfg));
     let started = Instant::now();
-    let mut task = tokio::spawn(async move { source.run(Some(resume), tx).await });
+    let (_committed_tx, committed) = tokio::sync::watch::channel(None);
+    let mut task = tokio::spawn(async move { source.run(Some(resume), tx, committed).await });
 
     let (mut rows, mut inserts, mut updates, mut deletes, mut batches, mut checkpoints) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     let mut first_event: Option<f64> = None;
@@ -46,6 +47,7 @@ pub async fn run(url: &str, tables: &[String], file: &str, pos: u64, server_id: 
                 rows += evs.len() as u64;
             }
             Some(SourceMsg::Checkpoint(_)) => checkpoints += 1,
+            Some(SourceMsg::Idle) => {}
             Some(SourceMsg::CaughtUp) => break,
             None => {
                 let res = (&mut task).await;

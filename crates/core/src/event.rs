@@ -70,6 +70,12 @@ impl ChangeEvent {
         }
     }
 
+    /// Memory held by this event, roughly (for byte-bounded queues; no allocation).
+    pub fn approx_bytes(&self) -> usize {
+        let image = |r: &Option<Row>| r.as_ref().map_or(0, |r| r.iter().map(crate::value::Value::approx_bytes).sum::<usize>());
+        std::mem::size_of::<Self>() + image(&self.before) + image(&self.after)
+    }
+
     /// Primary-key values rendered as text, used to partition streams per row.
     pub fn key_string(&self) -> String {
         let row = self.row();

@@ -12,11 +12,13 @@ pub mod encode;
 pub mod error;
 pub mod event;
 pub mod pipeline;
+pub mod retry;
 pub mod schema;
 pub mod seal;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod stats;
 pub mod transform;
 pub mod value;
 

@@ -1,30 +1,66 @@
 //! The sink contract.
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
 use crate::error::Result;
 use crate::event::ChangeEvent;
 
-/// A destination for change events.
+/// Events in commit order, shared by every sink (the pipeline never deep-copies a batch per
+/// sink). `bytes` is an estimate of the memory they hold, for the sinks' bounded queues.
+#[derive(Debug)]
+pub struct EventBatch {
+    pub events: Vec<ChangeEvent>,
+    pub bytes: usize,
+}
+
+pub type Batch = Arc<EventBatch>;
+
+impl EventBatch {
+    pub fn new(events: Vec<ChangeEvent>) -> Batch {
+        let bytes = events.iter().map(ChangeEvent::approx_bytes).sum();
+        Arc::new(Self { events, bytes })
+    }
+
+    /// The highest `seq` in the batch.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.events.last().map(|e| e.seq)
+    }
+}
+
+/// A destination for change events. Each sink runs in a task of its own (see
+/// [`crate::pipeline`]), fed by a bounded queue; it never waits for another sink.
 ///
 /// Contract:
-/// - `open` receives the state this sink returned from `mark` at the last committed checkpoint
-///   (`None` on a fresh start) and must make the sink hold exactly what it held then, or skip
-///   what it already holds (e.g. the lake reads its own last `seq`). Events after that point are
-///   then sent again in the same order with the same `seq`.
-/// - `write` accepts events in order; they need not be durable yet.
+/// - `open` receives the mark this sink returned at the last point it reported durable (`None`
+///   on a fresh start) and must make the sink hold exactly what it held then, or skip what it
+///   already holds (e.g. the lake reads its own last `seq`). The pipeline then sends the events
+///   after the committed checkpoint again, in the same order with the same `seq`; it drops those
+///   with a `seq` below what this sink reported durable, so a sink ahead of the others is not
+///   sent its own changes twice.
+/// - `write` takes a batch in order. It need not be durable yet. Once `write` is called, the
+///   sink owns the batch: if the write (or any later `flush`) fails, the sink keeps what it has
+///   not made durable, and the next `flush` retries all of it. A failure never drops a change.
 /// - `mark` is called right after a transaction boundary and returns what `open` needs to come
 ///   back to exactly this point. It must be cheap (called once per transaction).
-/// - `flush` makes everything written so far durable. The pipeline commits a checkpoint (with
-///   the marks taken at it) only after every sink's `flush` returned.
+/// - `flush` makes everything written so far durable; it is called on the sink's own
+///   `flush_interval`, when `wants_flush` says so, and after a failure (under the pipeline's one
+///   retry policy, [`crate::retry`]). Only after it returns does the pipeline count the marks
+///   taken before it as durable.
 #[async_trait]
 pub trait Sink: Send {
     /// Name used as the key of this sink's state and in messages.
     fn name(&self) -> &str;
     async fn open(&mut self, committed: Option<Json>) -> Result<()>;
-    async fn write(&mut self, events: &[ChangeEvent]) -> Result<()>;
+    async fn write(&mut self, batch: &Batch) -> Result<()>;
     fn mark(&self) -> Json;
     async fn flush(&mut self) -> Result<()>;
+    /// Whether enough is buffered that the sink wants a flush before its interval (e.g. the
+    /// lake's `flush_rows`).
+    fn wants_flush(&self) -> bool {
+        false
+    }
     /// After `open`: the highest `seq` this sink holds that `open` could not take back (a
     /// Delta commit is permanent), if any. A source that cannot replay exactly (a resumed
     /// snapshot reads again at a new point) numbers its events above it, so no new change is

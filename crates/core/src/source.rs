@@ -1,6 +1,6 @@
 //! The source contract.
 use async_trait::async_trait;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
@@ -14,6 +14,9 @@ pub enum SourceMsg {
     /// Everything sent before this forms whole transactions: resuming here repeats and loses
     /// nothing. Sent after every transaction and on idle heartbeats.
     Checkpoint(Checkpoint),
+    /// The source is at the end of the server's log: nothing is waiting (lag is 0). Sent on
+    /// idle heartbeats; any later `Events` means it is reading again.
+    Idle,
     /// The source reached the end of the log as it was when the run started (`run --once`).
     CaughtUp,
 }
@@ -24,12 +27,19 @@ pub enum SourceMsg {
 /// starting at `resume.next_seq`, interleaved with checkpoints at transaction boundaries. It
 /// handles transient failures itself (reconnect with backoff, resume from its last checkpoint,
 /// suppress what it already sent), and returns an error only when it cannot go on. It returns
-/// `Ok(())` when `out` is closed.
+/// `Ok(())` when `out` is closed. `committed` tells it which checkpoint every sink has made
+/// durable (a source whose server keeps a position for it, like a PostgreSQL slot, confirms it
+/// from there; others may report it).
 #[async_trait]
 pub trait Source: Send {
     /// Called before `run` when a sink already holds changes up to `seq`, beyond the resume
     /// checkpoint. Exact replays (the binlog) reproduce the same `seq`s and may ignore it; a
     /// source that re-reads differently (a resumed snapshot) must number from `seq + 1`.
     fn sinks_hold_up_to(&mut self, _seq: u64) {}
-    async fn run(self: Box<Self>, resume: Option<Checkpoint>, out: mpsc::Sender<SourceMsg>) -> Result<()>;
+    async fn run(
+        self: Box<Self>,
+        resume: Option<Checkpoint>,
+        out: mpsc::Sender<SourceMsg>,
+        committed: watch::Receiver<Option<Checkpoint>>,
+    ) -> Result<()>;
 }

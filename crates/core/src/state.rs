@@ -44,8 +44,13 @@ impl TableStats {
 pub struct State {
     pub version: u32,
     pub checkpoint: Option<Checkpoint>,
-    /// Sink name → the sink's mark at `checkpoint`.
+    /// Sink name → the sink's mark at the newest point it reported durable (at `checkpoint` or
+    /// after it: a fast sink runs ahead of a slow one).
     pub sinks: BTreeMap<String, Json>,
+    /// Sink name → every change below this `seq` is durable in that sink (absent: exactly
+    /// `checkpoint`). On restart such changes are not sent to it again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub durable: BTreeMap<String, u64>,
     /// Transform name → the transform's mark at `checkpoint` (e.g. PII detection decisions).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub transforms: BTreeMap<String, Json>,
@@ -55,6 +60,10 @@ pub struct State {
     pub committed_at_ms: i64,
     /// Commit time of the newest change covered, ms since the epoch (for lag).
     pub source_ts_ms: Option<i64>,
+    /// How far the committed checkpoint was behind the source's log end when it was committed,
+    /// in commit time: 0 when it covered everything the server had.
+    #[serde(default)]
+    pub lag_ms: Option<i64>,
 }
 
 /// The state directory. Holding a `StateStore` holds an exclusive lock on it, so two pipelines

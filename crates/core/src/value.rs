@@ -39,6 +39,16 @@ impl Value {
         matches!(self, Value::Null)
     }
 
+    /// Memory held by this value, roughly (for byte-bounded queues; no allocation).
+    pub fn approx_bytes(&self) -> usize {
+        let heap = match self {
+            Value::Decimal(s) | Value::Text(s) | Value::Json(s) => s.capacity(),
+            Value::Bytes(b) => b.capacity(),
+            _ => 0,
+        };
+        std::mem::size_of::<Value>() + heap
+    }
+
     /// JSON rendering (DESIGN.md contract): integers as numbers (beyond ±2^53 as strings),
     /// DECIMAL as exact strings, dates ISO-8601 (TIMESTAMP in UTC with `Z`), binary base64,
     /// JSON embedded, ENUM/SET as text.

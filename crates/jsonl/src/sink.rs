@@ -1,6 +1,6 @@
 //! The `jsonl` sink.
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,49 +10,84 @@ use sluice_core::config::{EventFormat, JsonlSinkConfig};
 use sluice_core::encode::encode;
 use sluice_core::error::{Result, SluiceError};
 use sluice_core::event::ChangeEvent;
-use sluice_core::sink::Sink;
+use sluice_core::sink::{Batch, Sink};
 use tracing::info;
 
 const NAME: &str = "jsonl";
-const BUF_CAPACITY: usize = 256 * 1024;
 
 /// Writes one JSON line per event to a file (appending; parent directories created) or, for
 /// path "-", to stdout.
 ///
-/// Every `write` ends with the lines handed to the OS, so a follower (`sluice tail -f`) sees
-/// them within milliseconds; only `flush` fsyncs. The mark is `{"bytes": N}`, the file's length
-/// at the checkpoint; `open` truncates back to it. Stdout marks `{"stdout": true}` and is at
-/// least once (see the crate docs).
+/// Every `write` hands its lines to the OS, so a follower (`sluice tail -f`) sees them within
+/// milliseconds; only `flush` fsyncs. The lines written since the last fsync are also kept in
+/// memory: when a write or an fsync fails (a full disk), the next `flush` truncates the file back
+/// to what was last synced and writes them again, so a failure never leaves a gap or a torn
+/// line. The mark is `{"bytes": N}`, the file's length at the checkpoint; `open` truncates back
+/// to it. Stdout marks `{"stdout": true}` and is at least once (see the crate docs).
 pub struct JsonlSink {
     /// `None` for stdout.
     path: Option<PathBuf>,
     format: EventFormat,
     out: Option<Output>,
-    /// Logical length of the file: everything written so far, flushed to the OS or not.
-    len: u64,
-    /// Set when a write failed part-way: `len` no longer matches the file, so nothing more may
-    /// be written until `open` re-establishes it.
+    /// Length of the file up to the last successful fsync.
+    synced: u64,
+    /// Encoded lines after `synced`, in order.
+    unsynced: Vec<u8>,
+    /// How much of `unsynced` the OS has taken.
+    written: usize,
+    /// A write or fsync failed: the file past `synced` is not to be trusted until `flush`
+    /// rewrites it.
     broken: bool,
-    /// Reused encoding buffer for one line.
-    line: Vec<u8>,
 }
 
-struct Output {
-    writer: BufWriter<Box<dyn Write + Send>>,
-    /// A second handle on the file, so the fsync can run on a blocking thread.
-    sync: Option<Arc<File>>,
+enum Output {
+    /// Shared so the fsync can run on a blocking thread.
+    File(Arc<File>),
+    Stdout,
 }
 
 impl JsonlSink {
     pub fn new(cfg: &JsonlSinkConfig) -> Self {
         let path = (cfg.path != "-").then(|| PathBuf::from(&cfg.path));
-        Self { path, format: cfg.format, out: None, len: 0, broken: false, line: Vec::with_capacity(1024) }
+        Self { path, format: cfg.format, out: None, synced: 0, unsynced: Vec::with_capacity(64 * 1024), written: 0, broken: false }
     }
-}
 
-/// How messages name the output.
-fn describe(path: &Option<PathBuf>) -> String {
-    path.as_ref().map_or_else(|| "standard output".to_string(), |p| format!("events file {}", p.display()))
+    fn describe(&self) -> String {
+        self.path.as_ref().map_or_else(|| "standard output".to_string(), |p| format!("events file {}", p.display()))
+    }
+
+    /// Hands the lines the OS has not taken yet to it.
+    fn write_out(&mut self) -> io::Result<()> {
+        let rest = &self.unsynced[self.written..];
+        match &self.out {
+            Some(Output::File(f)) => (&**f).write_all(rest)?,
+            Some(Output::Stdout) => {
+                let mut out = io::stdout().lock();
+                out.write_all(rest)?;
+                out.flush()?;
+            }
+            None => return Ok(()),
+        }
+        self.written = self.unsynced.len();
+        Ok(())
+    }
+
+    /// After a failure: the file back to its synced length, then every line since, again.
+    fn rewrite(&mut self) -> io::Result<()> {
+        if let Some(Output::File(f)) = &self.out {
+            f.set_len(self.synced)?;
+        }
+        self.written = 0;
+        self.write_out()?;
+        self.broken = false;
+        Ok(())
+    }
+
+    fn failed(&mut self, what: &str, e: io::Error) -> SluiceError {
+        self.broken = true;
+        let target = self.describe();
+        classify(&e, format!("cannot {what} {target}")).with_source(e)
+    }
 }
 
 #[async_trait]
@@ -62,88 +97,75 @@ impl Sink for JsonlSink {
     }
 
     async fn open(&mut self, committed: Option<Json>) -> Result<()> {
-        // Reopening: dropping the old writer flushes its buffer; the truncation below removes it.
         self.out = None;
         self.broken = false;
+        self.unsynced.clear();
+        self.written = 0;
         let Some(path) = &self.path else {
-            let writer = BufWriter::with_capacity(BUF_CAPACITY, Box::new(io::stdout()) as Box<dyn Write + Send>);
-            self.out = Some(Output { writer, sync: None });
-            self.len = 0;
+            self.out = Some(Output::Stdout);
+            self.synced = 0;
             return Ok(());
         };
         let (file, len) = open_file(path, committed_bytes(committed.as_ref())?)?;
-        let sync = Arc::new(file.try_clone().map_err(|e| io_err(path, "open", e))?);
-        self.out = Some(Output { writer: BufWriter::with_capacity(BUF_CAPACITY, Box::new(file)), sync: Some(sync) });
-        self.len = len;
+        self.out = Some(Output::File(Arc::new(file)));
+        self.synced = len;
         Ok(())
     }
 
-    async fn write(&mut self, events: &[ChangeEvent]) -> Result<()> {
-        let Some(out) = self.out.as_mut() else {
-            let what = describe(&self.path);
-            return Err(SluiceError::permanent(format!("the jsonl sink wrote to {what} before it was opened")));
-        };
-        if self.broken {
-            let what = describe(&self.path);
-            return Err(SluiceError::transient(format!("an earlier write to {what} failed; restart to resume from the last checkpoint")));
+    async fn write(&mut self, batch: &Batch) -> Result<()> {
+        if self.out.is_none() {
+            return Err(SluiceError::permanent(format!("the jsonl sink wrote to {} before it was opened", self.describe())));
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
+        encode_lines(&mut self.unsynced, &batch.events, self.format, now_ms)
+            .map_err(|e| SluiceError::permanent("cannot encode an event as JSON").with_source(e))?;
+        if self.broken {
+            // Kept in memory; the next flush rewrites everything since the last fsync.
+            return Ok(());
+        }
         // Hand each batch to the OS right away (no fsync: that is `flush`), so followers such as
         // `sluice tail` see events as they arrive, not only at the next commit.
-        let written =
-            write_lines(&mut out.writer, &mut self.line, events, self.format, now_ms).and_then(|n| out.writer.flush().map(|()| n));
-        match written {
-            Ok(n) => {
-                self.len += n;
-                Ok(())
-            }
-            Err(e) => {
-                self.broken = true;
-                let what = describe(&self.path);
-                Err(classify(e.kind(), format!("cannot write to {what}: {e}")).with_source(e))
-            }
-        }
+        self.write_out().map_err(|e| self.failed("write to", e))
     }
 
     fn mark(&self) -> Json {
         match self.path {
-            Some(_) => json!({ "bytes": self.len }),
+            Some(_) => json!({ "bytes": self.synced + self.unsynced.len() as u64 }),
             None => json!({ "stdout": true }),
         }
     }
 
     async fn flush(&mut self) -> Result<()> {
-        let what = describe(&self.path);
-        let Some(out) = self.out.as_mut() else {
-            return Ok(());
-        };
-        // After a failed write the buffer may hold part of a line: leave it there. Everything
-        // up to the marks taken before the failure already reached the OS and is synced below.
-        if !self.broken {
-            out.writer.flush().map_err(|e| classify(e.kind(), format!("cannot write to {what}: {e}")).with_source(e))?;
+        if self.broken {
+            self.rewrite().map_err(|e| self.failed("write to", e))?;
+        } else {
+            self.write_out().map_err(|e| self.failed("write to", e))?;
         }
-        let Some(file) = out.sync.clone() else {
+        let Some(Output::File(file)) = &self.out else {
+            self.unsynced.clear();
+            self.written = 0;
             return Ok(());
         };
-        tokio::task::spawn_blocking(move || file.sync_data())
+        let file = Arc::clone(file);
+        let synced = tokio::task::spawn_blocking(move || file.sync_data())
             .await
-            .map_err(|e| SluiceError::transient(format!("fsync of {what} did not complete: {e}")))?
-            .map_err(|e| classify(e.kind(), format!("cannot fsync {what}: {e}")).with_source(e))
+            .map_err(|e| SluiceError::transient(format!("fsync of {} did not complete: {e}", self.describe())))?;
+        // After a failed fsync the kernel may have dropped the dirty pages: rewrite them.
+        synced.map_err(|e| self.failed("fsync", e))?;
+        self.synced += self.unsynced.len() as u64;
+        self.unsynced.clear();
+        self.written = 0;
+        Ok(())
     }
 }
 
-/// Encodes and buffers `events`, then hands them to the OS. Returns the bytes written.
-fn write_lines(w: &mut impl Write, line: &mut Vec<u8>, events: &[ChangeEvent], format: EventFormat, now_ms: i64) -> io::Result<u64> {
-    let mut n = 0;
+/// Encodes `events` as JSON lines at the end of `buf`.
+fn encode_lines(buf: &mut Vec<u8>, events: &[ChangeEvent], format: EventFormat, now_ms: i64) -> serde_json::Result<()> {
     for ev in events {
-        line.clear();
-        serde_json::to_writer(&mut *line, &encode(ev, format, now_ms))?;
-        line.push(b'\n');
-        w.write_all(line)?;
-        n += line.len() as u64;
+        serde_json::to_writer(&mut *buf, &encode(ev, format, now_ms))?;
+        buf.push(b'\n');
     }
-    w.flush()?;
-    Ok(n)
+    Ok(())
 }
 
 /// The file length recorded at the last commit, if the committed state has one. A state written
@@ -197,15 +219,19 @@ fn open_file(path: &Path, committed: Option<u64>) -> Result<(File, u64)> {
 }
 
 fn io_err(path: &Path, what: &str, e: io::Error) -> SluiceError {
-    classify(e.kind(), format!("cannot {what} {}: {e}", path.display())).with_source(e)
+    classify(&e, format!("cannot {what} {}", path.display())).with_source(e)
 }
 
-/// Errors that retrying cannot fix are permanent; the rest (disk full, I/O errors) transient.
-fn classify(kind: io::ErrorKind, message: String) -> SluiceError {
+/// Errors that retrying cannot fix are permanent; a full disk is exhausted (retried: it may be
+/// grown); other I/O errors transient.
+fn classify(e: &io::Error, message: String) -> SluiceError {
     use io::ErrorKind as K;
-    match kind {
+    match e.kind() {
         K::PermissionDenied | K::ReadOnlyFilesystem | K::IsADirectory | K::NotADirectory | K::InvalidInput => {
             SluiceError::permanent(message)
+        }
+        K::StorageFull | K::QuotaExceeded => {
+            SluiceError::exhausted(format!("{message} (the disk is full: free space or grow its filesystem)"))
         }
         _ => SluiceError::transient(message),
     }

@@ -1,15 +1,18 @@
 //! `LakeSink`: buffers changes and commits them to Delta tables every flush (or every
 //! `flush_rows` changes), current state and changelog per captured table.
+//!
+//! A failed commit keeps the buffer: each Delta table records the last `seq` it holds in its
+//! own commits, so the retry skips, table by table and for current state and changelog apart,
+//! what already landed, and writes the rest. Nothing is dropped and nothing is applied twice.
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value as Json};
 use sluice_core::config::LakeSinkConfig;
-use sluice_core::sink::Sink;
+use sluice_core::sink::{Batch, Sink};
 use sluice_core::{ChangeEvent, Op, SluiceError, TableId};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::query::discover;
 use crate::storage::Storage;
@@ -26,7 +29,9 @@ pub struct LakeSink {
     cfg: LakeSinkConfig,
     storage: Storage,
     tables: HashMap<TableId, Pair>,
-    pending: Vec<ChangeEvent>,
+    /// Batches taken and not yet committed (shared with the other sinks, not copied).
+    pending: Vec<Batch>,
+    pending_rows: usize,
     /// Every table this lake has held (kept in the mark): S3 roots are not listed.
     known: BTreeSet<TableId>,
     /// `mark()`'s value for the current `known`.
@@ -40,6 +45,7 @@ impl LakeSink {
             cfg: cfg.clone(),
             tables: HashMap::new(),
             pending: Vec::new(),
+            pending_rows: 0,
             known: BTreeSet::new(),
             mark: Json::Null,
         };
@@ -70,16 +76,31 @@ impl LakeSink {
         Ok(self.tables.get_mut(id).expect("inserted above"))
     }
 
-    /// Commits everything buffered, table by table. Retries transient storage errors after
-    /// re-reading the table's own position, so nothing is written twice.
+    /// Commits everything buffered, table by table. On failure the buffer is kept whole and
+    /// the failed table is reopened on the next attempt (its position re-read from its log), so
+    /// the retry neither loses nor repeats a change.
     async fn commit_pending(&mut self) -> Result<(), SluiceError> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
+        match self.commit_batches(&pending).await {
+            Ok(()) => {
+                debug!(rows = self.pending_rows, "lake commit done");
+                self.pending_rows = 0;
+                Ok(())
+            }
+            Err(e) => {
+                self.pending = pending;
+                Err(e)
+            }
+        }
+    }
+
+    async fn commit_batches(&mut self, pending: &[Batch]) -> Result<(), SluiceError> {
         let mut order: Vec<TableId> = Vec::new();
         let mut by_table: HashMap<TableId, Vec<&ChangeEvent>> = HashMap::new();
-        for e in &pending {
+        for e in pending.iter().flat_map(|b| b.events.iter()) {
             let list = by_table.entry(e.schema.id.clone()).or_insert_with(|| {
                 order.push(e.schema.id.clone());
                 Vec::new()
@@ -87,22 +108,11 @@ impl LakeSink {
             list.push(e);
         }
         for id in order {
-            let events = &by_table[&id];
-            let mut attempt = 0;
-            loop {
-                match self.commit_table(&id, events).await {
-                    Ok(()) => break,
-                    Err(e) if e.is_transient() && attempt < 5 => {
-                        attempt += 1;
-                        warn!(table = %id, attempt, error = %e.message, "lake commit failed; retrying");
-                        self.tables.remove(&id);
-                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                    }
-                    Err(e) => {
-                        self.tables.remove(&id);
-                        return Err(e);
-                    }
-                }
+            if let Err(e) = self.commit_table(&id, &by_table[&id]).await {
+                // Whatever this table's commit did or did not write, reading its log again
+                // tells the retry where it stands.
+                self.tables.remove(&id);
+                return Err(e.context(format!("lake table {id}")));
             }
         }
         Ok(())
@@ -136,6 +146,21 @@ impl LakeSink {
     }
 }
 
+/// The tables listed in the lake's committed mark. A mark that does not parse is an error, not
+/// an empty lake: on S3 the list is how sluice finds its tables.
+fn committed_tables(committed: Option<&Json>) -> Result<Vec<TableId>, SluiceError> {
+    let Some(mark) = committed else { return Ok(Vec::new()) };
+    let bad = || {
+        SluiceError::permanent(
+            "the committed state of sink lake is not a valid lake mark (expected {\"tables\": [\"db.table\", ...]}); \
+             restore the state dir, or remove it to start over",
+        )
+    };
+    let listed = mark.get("tables").ok_or_else(bad)?;
+    let names: Vec<String> = serde_json::from_value(listed.clone()).map_err(|_| bad())?;
+    names.iter().map(|t| t.split_once('.').map(|(db, table)| TableId::new(db, table)).ok_or_else(bad)).collect()
+}
+
 /// Consecutive events with the same schema (a DDL mid-batch starts a new run).
 fn runs<'a, 'b>(events: &'b [&'a ChangeEvent]) -> Vec<&'b [&'a ChangeEvent]> {
     let mut out = Vec::new();
@@ -164,11 +189,12 @@ impl Sink for LakeSink {
     /// The lake keeps its own position (the `txn` of each table): nothing to restore here but
     /// the list of tables it holds.
     async fn open(&mut self, committed: Option<Json>) -> Result<(), SluiceError> {
-        let listed = committed.as_ref().and_then(|c| c.get("tables")).and_then(|t| serde_json::from_value::<Vec<String>>(t.clone()).ok());
-        for t in listed.unwrap_or_default() {
-            if let Some((db, table)) = t.split_once('.') {
-                self.known.insert(TableId::new(db, table));
-            }
+        // Reopening after a failure: what was not committed is sent again.
+        self.pending.clear();
+        self.pending_rows = 0;
+        self.tables.clear();
+        for t in committed_tables(committed.as_ref())? {
+            self.known.insert(t);
         }
         self.mark = self.mark_json();
         Ok(())
@@ -187,12 +213,14 @@ impl Sink for LakeSink {
         Ok(high)
     }
 
-    async fn write(&mut self, events: &[ChangeEvent]) -> Result<(), SluiceError> {
-        self.pending.extend_from_slice(events);
-        if self.pending.len() >= self.cfg.flush_rows.get() as usize {
-            self.commit_pending().await?;
-        }
+    async fn write(&mut self, batch: &Batch) -> Result<(), SluiceError> {
+        self.pending_rows += batch.events.len();
+        self.pending.push(Arc::clone(batch));
         Ok(())
+    }
+
+    fn wants_flush(&self) -> bool {
+        self.pending_rows >= self.cfg.flush_rows.get() as usize
     }
 
     fn mark(&self) -> Json {

@@ -306,11 +306,30 @@ pub fn lake_err(what: &str, e: DeltaTableError) -> SluiceError {
         _ => (false, ""),
     };
     let msg = format!("lake: {what}: {e}{hint}");
-    if transient {
+    if disk_full(&e) {
+        // Whatever layer reported it (parquet, the object store, the log writer).
+        SluiceError::exhausted(format!("{msg} (the disk is full: free space or grow the filesystem of [sink.lake] path)"))
+    } else if transient {
         SluiceError::transient(msg)
     } else {
         SluiceError::permanent(msg)
     }
+}
+
+/// Whether a full disk caused `e`, at any depth of its cause chain.
+fn disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28))
+            || err.to_string().contains("No space left on device")
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -331,5 +350,8 @@ mod tests {
         assert!(lake_err("append", os(Os::Generic { store: "S3", source: "connection reset".into() })).is_transient());
         assert!(lake_err("commit", DeltaTableError::VersionAlreadyExists(3)).is_transient());
         assert!(!lake_err("merge", DeltaTableError::Generic("schema mismatch".into())).is_transient());
+        let full = lake_err("append", DeltaTableError::Generic("write parquet: No space left on device (os error 28)".into()));
+        assert_eq!(full.kind, sluice_core::ErrorKind::Exhausted);
+        assert!(full.message.contains("grow the filesystem"), "{}", full.message);
     }
 }

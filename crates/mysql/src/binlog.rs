@@ -207,7 +207,7 @@ impl<'a> BinlogReader<'a> {
                 EventType::HEARTBEAT_EVENT if !tx.open => {
                     // Idle: let the pipeline commit and measure, and notice we caught up.
                     let cp = checkpoint(cursor);
-                    if !send(out, SourceMsg::Checkpoint(cp)).await {
+                    if !send(out, SourceMsg::Checkpoint(cp)).await || !send(out, SourceMsg::Idle).await {
                         return Ok(StreamEnd::Closed);
                     }
                 }

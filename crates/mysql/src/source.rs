@@ -1,14 +1,14 @@
 //! `MysqlSource`: snapshot as configured, then stream the binlog, reconnecting with backoff.
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use sluice_core::checkpoint::Checkpoint;
 use sluice_core::config::{Config, SnapshotMode};
+use sluice_core::retry::{Retry, RetryPolicy};
 use sluice_core::source::{Source, SourceMsg};
 use sluice_core::SluiceError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::binlog::{BinlogReader, Cursor, StreamEnd};
@@ -46,7 +46,12 @@ impl Source for MysqlSource {
         self.held = Some(seq);
     }
 
-    async fn run(self: Box<Self>, resume: Option<Checkpoint>, out: mpsc::Sender<SourceMsg>) -> Result<(), SluiceError> {
+    async fn run(
+        self: Box<Self>,
+        resume: Option<Checkpoint>,
+        out: mpsc::Sender<SourceMsg>,
+        committed: watch::Receiver<Option<Checkpoint>>,
+    ) -> Result<(), SluiceError> {
         let mut meta = connect(&self.cfg.source.url).await?;
         let sealer = sealer(&self.cfg)?;
         let shared = Shared { flavor: flavor(&mut meta).await?, cfg: self.cfg, sealer };
@@ -94,7 +99,7 @@ impl Source for MysqlSource {
             }
         };
         cursor.caught_up_at = Some(end);
-        stream_forever(&shared, &mut meta, &collations, cursor, &out).await
+        stream_forever(&shared, &mut meta, &collations, cursor, &out, committed).await
     }
 }
 
@@ -177,51 +182,44 @@ async fn resume_snapshot(
     Ok(Some(cursor))
 }
 
-/// Streams until the channel closes; reconnects on transient errors for up to
-/// `reconnect_timeout`, resuming at the last checkpoint without re-sending events.
+/// Streams until the channel closes; reconnects on transient errors under the pipeline's retry
+/// policy (for up to `reconnect_timeout` without progress), resuming at the last checkpoint
+/// without re-sending events.
 async fn stream_forever(
     shared: &Shared,
     meta: &mut Conn,
     collations: &Collations,
     mut cursor: Cursor,
     out: &mpsc::Sender<SourceMsg>,
+    committed: watch::Receiver<Option<Checkpoint>>,
 ) -> Result<(), SluiceError> {
-    let mut failing_since: Option<Instant> = None;
-    let mut backoff = Duration::from_millis(250);
+    let mut retry = Retry::new(RetryPolicy::new(shared.cfg.source.reconnect_timeout.0));
     ensure_available(meta, &cursor.committed.binlog).await?;
     loop {
         let mut reader = BinlogReader::new(shared, meta, collations);
         let before = cursor.committed.clone();
-        match reader.stream(&mut cursor, out, None).await {
+        let err = match reader.stream(&mut cursor, out, None).await {
             Ok(_) => return Ok(()),
-            Err(e) if e.is_transient() => {
-                if cursor.committed != before {
-                    failing_since = None;
-                    backoff = Duration::from_millis(250);
-                }
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > shared.cfg.source.reconnect_timeout.0 {
-                    return Err(SluiceError::permanent(format!(
-                        "gave up reconnecting after {:?} ({}); check the server and run again",
-                        shared.cfg.source.reconnect_timeout.0, e.message
-                    )));
-                }
-                warn!(error = %e.message, retry_in_ms = backoff.as_millis() as u64, "binlog connection lost; reconnecting");
-                cursor.rewind();
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                match reconnect_meta(shared).await {
-                    Ok(c) => *meta = c,
-                    Err(e) if e.is_transient() => continue,
-                    Err(e) => return Err(e),
-                }
-                if let Err(e) = ensure_available(meta, &cursor.committed.binlog).await {
-                    if !e.is_transient() {
-                        return Err(e);
-                    }
-                }
-            }
+            Err(e) => e,
+        };
+        if cursor.committed != before {
+            retry.succeeded();
+        }
+        let text = err.chain();
+        let delay = retry.next(err).map_err(|e| e.context("binlog connection"))?;
+        let sinks_hold = committed.borrow().as_ref().map(|c| c.next_seq);
+        warn!(error = %text, retry_in_ms = delay.as_millis() as u64, committed_next_seq = sinks_hold, "binlog connection lost; reconnecting");
+        cursor.rewind();
+        tokio::time::sleep(delay).await;
+        match reconnect_meta(shared).await {
+            Ok(c) => *meta = c,
+            Err(e) if e.is_transient() => continue,
             Err(e) => return Err(e),
+        }
+        if let Err(e) = ensure_available(meta, &cursor.committed.binlog).await {
+            if !e.is_transient() {
+                return Err(e);
+            }
         }
     }
 }

@@ -24,7 +24,8 @@ fn config(db: &MariaDb, extra: &str) -> Config {
 async fn run_once(cfg: &Config, resume: Option<Checkpoint>) -> (Vec<ChangeEvent>, Checkpoint, usize) {
     let (tx, mut rx) = mpsc::channel(16);
     let first_seq = resume.as_ref().map_or(0, |c| c.next_seq);
-    let task = tokio::spawn(Box::new(MysqlSource::new(cfg.clone())).run(resume, tx));
+    let (_committed_tx, committed) = tokio::sync::watch::channel(None);
+    let task = tokio::spawn(Box::new(MysqlSource::new(cfg.clone())).run(resume, tx, committed));
     let mut events: Vec<ChangeEvent> = Vec::new();
     let mut last = None;
     let mut checkpoints = 0;
@@ -38,6 +39,7 @@ async fn run_once(cfg: &Config, resume: Option<Checkpoint>) -> (Vec<ChangeEvent>
                 last = Some(cp);
             }
             Some(SourceMsg::CaughtUp) => break,
+            Some(SourceMsg::Idle) => {}
             None => panic!("source ended: {:?}", task.await),
         }
     }
@@ -180,7 +182,8 @@ async fn ddl_read_later_with_minimal_metadata_stops_with_a_clear_error() {
     let (_, cp, _) = run_once(&cfg, None).await;
     db.exec(&DDL_STEPS[..3].join("; ")).await;
     let (tx, mut rx) = mpsc::channel(16);
-    let task = tokio::spawn(Box::new(MysqlSource::new(cfg)).run(Some(cp), tx));
+    let (_committed_tx, committed) = tokio::sync::watch::channel(None);
+    let task = tokio::spawn(Box::new(MysqlSource::new(cfg)).run(Some(cp), tx, committed));
     while tokio::time::timeout(DEADLINE, rx.recv()).await.expect("stalled").is_some() {}
     let err = task.await.unwrap().expect_err("must stop");
     assert!(err.message.contains("binlog_row_metadata=FULL"), "{}", err.message);

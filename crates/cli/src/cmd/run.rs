@@ -3,9 +3,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use sluice_core::config::Config;
-use sluice_core::pipeline::{Pipeline, Stopped};
-use sluice_core::sink::Sink;
+use sluice_core::pipeline::{Pipeline, SinkSpec, Stopped};
+use sluice_core::retry::RetryPolicy;
 use sluice_core::state::StateStore;
+use sluice_core::stats::Stats;
 use sluice_core::transform::Transform;
 use sluice_jsonl::JsonlSink;
 use sluice_lake::LakeSink;
@@ -19,14 +20,7 @@ pub async fn run(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
     super::check::preflight(&cfg).await?;
     let sinks = build_sinks(&cfg)?;
     let store = StateStore::open_locked(&cfg.state.dir)?;
-    let pipeline = Pipeline {
-        source: Box::new(MysqlSource::new(cfg.clone())),
-        transforms,
-        sinks,
-        store,
-        commit_interval: cfg.commit_interval(),
-        once,
-    };
+    let pipeline = Pipeline { source: Box::new(MysqlSource::new(cfg.clone())), transforms, sinks, store, once, stats: Stats::default() };
     let stopped = pipeline.run(shutdown_signal()).await.context("pipeline stopped")?;
     match stopped {
         Stopped::CaughtUp => info!("caught up with the binlog end seen at start (--once)"),
@@ -44,14 +38,21 @@ pub(crate) fn build_transforms(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Trans
     Ok(transforms)
 }
 
-fn build_sinks(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Sink>>> {
-    // Cheap sinks first: a commit flushes them before the lake's slower Delta commits.
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+fn build_sinks(cfg: &Config) -> anyhow::Result<Vec<SinkSpec>> {
+    let mut sinks = Vec::new();
     if let Some(j) = &cfg.sink.jsonl {
-        sinks.push(Box::new(JsonlSink::new(j)));
+        sinks.push(SinkSpec {
+            sink: Box::new(JsonlSink::new(j)),
+            flush_interval: j.flush_interval.0,
+            retry: RetryPolicy::new(j.retry_for.0),
+        });
     }
     if let Some(l) = cfg.lake() {
-        sinks.push(Box::new(LakeSink::new(l)?));
+        sinks.push(SinkSpec {
+            sink: Box::new(LakeSink::new(l)?),
+            flush_interval: l.flush_interval.0,
+            retry: RetryPolicy::new(l.retry_for.0),
+        });
     }
     if sinks.is_empty() {
         bail!("no sink configured: add [sink.lake] or [sink.jsonl]");

@@ -114,6 +114,10 @@ pub struct LakeSinkConfig {
     /// …or as soon as this many changes are buffered.
     #[serde(default = "defaults::flush_rows")]
     pub flush_rows: NonZeroU32,
+    /// How long a failing commit (storage unreachable, disk full) is retried before the
+    /// pipeline stops.
+    #[serde(default = "defaults::retry_for")]
+    pub retry_for: HumanDuration,
     /// Compact small files (and vacuum replaced ones) every N commits of a table; 0 disables.
     #[serde(default = "defaults::compact_every")]
     pub compact_every: u32,
@@ -131,6 +135,7 @@ impl Default for LakeSinkConfig {
             path: defaults::lake_path(),
             flush_interval: defaults::flush_interval(),
             flush_rows: defaults::flush_rows(),
+            retry_for: defaults::retry_for(),
             compact_every: defaults::compact_every(),
             retention: defaults::retention(),
             s3: S3Config::default(),
@@ -167,8 +172,11 @@ pub struct JsonlSinkConfig {
     pub path: String,
     #[serde(default)]
     pub format: EventFormat,
-    #[serde(default = "defaults::flush_interval")]
+    #[serde(default = "defaults::jsonl_flush_interval")]
     pub flush_interval: HumanDuration,
+    /// How long a failing write (disk full) is retried before the pipeline stops.
+    #[serde(default = "defaults::retry_for")]
+    pub retry_for: HumanDuration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,6 +205,13 @@ mod defaults {
     }
     pub fn flush_interval() -> HumanDuration {
         HumanDuration(Duration::from_secs(1))
+    }
+    /// JSON lines are cheap to sync: every 100 ms, so followers and the commit see them soon.
+    pub fn jsonl_flush_interval() -> HumanDuration {
+        HumanDuration(Duration::from_millis(100))
+    }
+    pub fn retry_for() -> HumanDuration {
+        HumanDuration(crate::retry::RetryPolicy::DEFAULT_RETRY_FOR)
     }
     pub fn lake_path() -> String {
         "./lake".into()
@@ -314,13 +329,6 @@ impl Config {
                 schema.configured_key = true;
             }
         }
-    }
-
-    /// How often the pipeline commits: the shortest flush interval of the sinks.
-    pub fn commit_interval(&self) -> Duration {
-        let j = self.sink.jsonl.as_ref().map(|j| j.flush_interval.0);
-        let l = self.sink.lake.as_ref().map(|l| l.flush_interval.0);
-        j.into_iter().chain(l).min().unwrap_or(defaults::flush_interval().0)
     }
 }
 

@@ -30,7 +30,9 @@ fn parses_a_full_config() {
     assert_eq!(cfg.snapshot.mode, SnapshotMode::Never);
     assert!(cfg.captures("shop", "orders") && cfg.captures("shop", "users"));
     assert!(!cfg.captures("shop", "order_tmp") && !cfg.captures("other", "users"));
-    assert_eq!(cfg.commit_interval(), Duration::from_millis(250));
+    let jsonl = cfg.sink.jsonl.as_ref().unwrap();
+    assert_eq!(jsonl.flush_interval.0, Duration::from_millis(250));
+    assert_eq!(jsonl.retry_for.0, crate::retry::RetryPolicy::DEFAULT_RETRY_FOR);
 }
 
 #[test]

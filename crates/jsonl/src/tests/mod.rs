@@ -35,12 +35,17 @@ fn event(db: &str, table: &str, seq: u64) -> ChangeEvent {
     }
 }
 
-fn users(seqs: std::ops::RangeInclusive<u64>) -> Vec<ChangeEvent> {
-    seqs.map(|s| event("shop", "users", s)).collect()
+fn users(seqs: std::ops::RangeInclusive<u64>) -> sluice_core::sink::Batch {
+    sluice_core::sink::EventBatch::new(seqs.map(|s| event("shop", "users", s)).collect())
 }
 
 fn config(path: &std::path::Path, format: EventFormat) -> JsonlSinkConfig {
-    JsonlSinkConfig { path: path.display().to_string(), format, flush_interval: HumanDuration(std::time::Duration::from_secs(1)) }
+    JsonlSinkConfig {
+        path: path.display().to_string(),
+        format,
+        flush_interval: HumanDuration(std::time::Duration::from_secs(1)),
+        retry_for: HumanDuration(std::time::Duration::from_secs(1)),
+    }
 }
 
 /// The parsed lines of a file.

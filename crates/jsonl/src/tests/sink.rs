@@ -82,11 +82,11 @@ async fn dms_format_and_stdout_marks() {
     sink.open(None).await.unwrap();
     sink.write(&users(7..=7)).await.unwrap();
     let lines = read_lines(&path);
-    assert_eq!(lines, [sluice_core::encode::dms(&users(7..=7)[0])]);
+    assert_eq!(lines, [sluice_core::encode::dms(&users(7..=7).events[0])]);
 
     let mut out = JsonlSink::new(&config(std::path::Path::new("-"), EventFormat::Debezium));
     out.open(Some(json!({ "bytes": 5 }))).await.unwrap();
-    out.write(&[]).await.unwrap();
+    out.write(&sluice_core::sink::EventBatch::new(Vec::new())).await.unwrap();
     out.flush().await.unwrap();
     assert_eq!(out.mark(), json!({ "stdout": true }));
 }

@@ -15,7 +15,9 @@ async fn events_file(dir: &Path, format: EventFormat) -> PathBuf {
     let path = dir.join("events.jsonl");
     let mut sink = JsonlSink::new(&config(&path, format));
     sink.open(None).await.unwrap();
-    sink.write(&[event("shop", "users", 1), event("shop", "orders", 2), event("shop", "users", 3)]).await.unwrap();
+    sink.write(&sluice_core::sink::EventBatch::new(vec![event("shop", "users", 1), event("shop", "orders", 2), event("shop", "users", 3)]))
+        .await
+        .unwrap();
     sink.flush().await.unwrap();
     path
 }

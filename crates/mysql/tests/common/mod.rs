@@ -53,14 +53,17 @@ pub struct Run {
     rx: mpsc::Receiver<SourceMsg>,
     handle: JoinHandle<Result<(), SluiceError>>,
     pub last_checkpoint: Option<Checkpoint>,
+    /// Nothing is committed in these tests; kept so the source's watch stays open.
+    _committed: tokio::sync::watch::Sender<Option<Checkpoint>>,
 }
 
 impl Run {
     pub fn start(cfg: Config, resume: Option<Checkpoint>) -> Self {
         let (tx, rx) = mpsc::channel(64);
         let source: Box<dyn Source> = Box::new(MysqlSource::new(cfg));
-        let handle = tokio::spawn(source.run(resume, tx));
-        Self { rx, handle, last_checkpoint: None }
+        let (committed_tx, committed) = tokio::sync::watch::channel(None);
+        let handle = tokio::spawn(source.run(resume, tx, committed));
+        Self { rx, handle, last_checkpoint: None, _committed: committed_tx }
     }
 
     /// Every event up to the next `CaughtUp`, remembering the last checkpoint on the way.
@@ -75,6 +78,7 @@ impl Run {
                 }
                 Ok(Some(SourceMsg::Events(batch))) => events.extend(batch),
                 Ok(Some(SourceMsg::Checkpoint(cp))) => self.last_checkpoint = Some(cp),
+                Ok(Some(SourceMsg::Idle)) => {}
                 Ok(Some(SourceMsg::CaughtUp)) => return events,
             }
         }

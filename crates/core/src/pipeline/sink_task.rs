@@ -1,0 +1,145 @@
+//! One sink's task: takes batches and barriers from its queue in order, flushes on its own
+//! `flush_interval` (or when the sink asks), and reports "durable through barrier N" to the
+//! committer. Failures are retried here, under the one retry policy; the sink keeps what it has
+//! not made durable, so a retry loses nothing.
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::committer::{CommitMsg, Durable};
+use super::queue::{Barrier, Item, QueueRx};
+use crate::error::{Result, SluiceError};
+use crate::retry::{Retry, RetryPolicy};
+use crate::sink::{Batch, EventBatch, Sink};
+use crate::stats::Stats;
+
+pub(super) struct SinkTask {
+    pub index: usize,
+    pub sink: Box<dyn Sink>,
+    pub flush_interval: Duration,
+    pub retry: RetryPolicy,
+    /// Events below this `seq` are already durable in this sink (it was ahead of the committed
+    /// checkpoint when the last run stopped): they are not sent to it again.
+    pub held_below: u64,
+    pub reports: mpsc::UnboundedSender<CommitMsg>,
+    pub stats: Stats,
+}
+
+impl SinkTask {
+    /// Runs until the queue closes (then flushes what it has) or the sink fails for good.
+    pub async fn run(mut self, mut rx: QueueRx) -> Result<()> {
+        let mut retry = Retry::new(self.retry);
+        // The newest barrier taken and not yet reported durable, with the sink's mark at it.
+        let mut unflushed: Option<(Barrier, Json)> = None;
+        let mut ticker = tokio::time::interval(self.flush_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                item = rx.recv() => match item {
+                    None => return self.flush_and_report(&mut retry, &mut unflushed).await,
+                    Some(Item::Events(batch, permit)) => {
+                        if let Some(batch) = self.unheld(batch) {
+                            self.write(&batch, &mut retry).await?;
+                        }
+                        drop(permit);
+                        if self.sink.wants_flush() {
+                            self.flush(&mut retry).await?;
+                            self.report(&mut unflushed);
+                        }
+                    }
+                    Some(Item::Barrier(b)) => {
+                        unflushed = Some((b, self.sink.mark()));
+                        if b.urgent {
+                            self.flush_and_report(&mut retry, &mut unflushed).await?;
+                        }
+                    }
+                },
+                _ = ticker.tick() => {
+                    if unflushed.is_some() {
+                        self.flush_and_report(&mut retry, &mut unflushed).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops the events this sink already holds (only right after a restart).
+    fn unheld(&mut self, batch: Batch) -> Option<Batch> {
+        if batch.events.first().is_none_or(|e| e.seq >= self.held_below) {
+            return Some(batch);
+        }
+        if batch.last_seq().is_some_and(|s| s < self.held_below) {
+            return None;
+        }
+        let rest: Vec<_> = batch.events.iter().filter(|e| e.seq >= self.held_below).cloned().collect();
+        Some(EventBatch::new(rest))
+    }
+
+    async fn write(&mut self, batch: &Batch, retry: &mut Retry) -> Result<()> {
+        match self.sink.write(batch).await {
+            Ok(()) => Ok(()),
+            // The sink kept the batch: flushing retries it with everything else not durable.
+            Err(e) => self.retry_flush(e, retry).await,
+        }
+    }
+
+    async fn flush(&mut self, retry: &mut Retry) -> Result<()> {
+        let started = Instant::now();
+        match self.sink.flush().await {
+            Ok(()) => {
+                retry.succeeded();
+                self.flushed(started);
+                Ok(())
+            }
+            Err(e) => self.retry_flush(e, retry).await,
+        }
+    }
+
+    /// After a failure: back off and flush again until it works or the policy says stop.
+    async fn retry_flush(&mut self, mut err: SluiceError, retry: &mut Retry) -> Result<()> {
+        loop {
+            self.stats.lock().sinks[self.index].errors += 1;
+            let text = err.chain();
+            let delay = retry.next(err).map_err(|e| e.context(format!("sink {}", self.sink.name())))?;
+            warn!(sink = self.sink.name(), attempt = retry.attempts(), retry_in_ms = delay.as_millis() as u64, error = %text, "sink failed; retrying");
+            tokio::time::sleep(delay).await;
+            let started = Instant::now();
+            match self.sink.flush().await {
+                Ok(()) => {
+                    retry.succeeded();
+                    self.flushed(started);
+                    debug!(sink = self.sink.name(), "sink recovered");
+                    return Ok(());
+                }
+                Err(e) => err = e,
+            }
+        }
+    }
+
+    fn flushed(&self, started: Instant) {
+        let mut st = self.stats.lock();
+        let s = &mut st.sinks[self.index];
+        s.flushes += 1;
+        s.last_flush_ms = started.elapsed().as_secs_f64() * 1e3;
+    }
+
+    async fn flush_and_report(&mut self, retry: &mut Retry, unflushed: &mut Option<(Barrier, Json)>) -> Result<()> {
+        self.flush(retry).await?;
+        self.report(unflushed);
+        Ok(())
+    }
+
+    /// Everything up to the last barrier taken is durable now: tell the committer.
+    fn report(&self, unflushed: &mut Option<(Barrier, Json)>) {
+        let Some((barrier, mark)) = unflushed.take() else { return };
+        // A sink that was ahead holds everything below `held_below` whatever the barrier says.
+        let next_seq = barrier.next_seq.max(self.held_below);
+        let durable = Durable { sink: self.index, barrier, next_seq, mark };
+        // The committer stops only after every sink task ended: a failed send cannot happen
+        // while this task runs, and would only mean the pipeline is gone.
+        let _ = self.reports.send(CommitMsg::Durable(Box::new(durable)));
+    }
+}
