@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use sluice_core::checkpoint::Checkpoint;
-use sluice_core::config::Config;
+type Config = sluice_core::config::Config<sluice_mysql::MysqlConfig, toml::Table>;
 use sluice_core::source::{Source, SourceMsg};
 use sluice_core::Op;
 use sluice_mysql::position::{BinlogPos, MysqlPosition};
@@ -24,7 +24,7 @@ pub async fn run(url: &str, tables: &[String], file: &str, pos: u64, server_id: 
     let resume = Checkpoint { position: start_pos.to_json(), next_seq: 0 };
 
     let (tx, mut rx) = mpsc::channel(32);
-    let source: Box<dyn Source> = Box::new(MysqlSource::new(cfg));
+    let source: Box<dyn Source> = Box::new(MysqlSource::new(cfg.source, cfg.snapshot, None));
     let started = Instant::now();
     let (_committed_tx, committed) = tokio::sync::watch::channel(None);
     let mut task = tokio::spawn(async move { source.run(Some(resume), tx, committed).await });

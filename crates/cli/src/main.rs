@@ -1,6 +1,7 @@
 //! `sluice`: change data capture from MySQL/MariaDB to streams and lake tables.
 //! This binary only parses arguments, wires the crates together and reports errors.
 mod cmd;
+mod config;
 mod logging;
 
 use std::path::PathBuf;

@@ -30,8 +30,10 @@ impl Op {
 }
 
 /// Where in the source a change came from (informational; resuming uses checkpoints).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct SourceInfo {
+    /// The source that read it, Debezium's `source.connector` (e.g. "mysql").
+    pub connector: &'static str,
     /// Binlog file name (empty for snapshot reads that precede any binlog event).
     pub file: String,
     /// Position of the rows event in that file.

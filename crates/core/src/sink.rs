@@ -1,4 +1,5 @@
 //! The sink contract.
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -6,6 +7,7 @@ use serde_json::Value as Json;
 
 use crate::error::Result;
 use crate::event::ChangeEvent;
+use crate::pipeline::SinkSpec;
 
 /// Events in commit order, shared by every sink (the pipeline never deep-copies a batch per
 /// sink). `bytes` is an estimate of the memory they hold, for the sinks' bounded queues.
@@ -68,4 +70,18 @@ pub trait Sink: Send {
     async fn high_water(&mut self) -> Result<Option<u64>> {
         Ok(None)
     }
+}
+
+/// A `[sink.<name>]` section of the config: validated at load, then built into a sink with its
+/// schedule. Each sink crate has one; the binary lists them.
+pub trait SinkConfig: Send + Sync {
+    /// The section's name, `<name>` in `[sink.<name>]`.
+    fn name(&self) -> &'static str;
+    /// Checks beyond what the types enforce; the message names the key.
+    fn validate(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+    /// Makes relative paths in the section relative to `base` (the config file's directory).
+    fn resolve_paths(&mut self, _base: &Path) {}
+    fn build(&self) -> Result<SinkSpec>;
 }

@@ -6,10 +6,12 @@
 //! after it again. On stdout nothing can be taken back, so delivery is at least once: events
 //! after the last commit may be printed again after a crash.
 
+mod config;
 mod lines;
 mod sink;
 mod tail;
 
+pub use config::JsonlConfig;
 pub use sink::JsonlSink;
 pub use tail::{tail, TailFrom, TailOptions};
 

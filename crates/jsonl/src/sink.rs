@@ -4,9 +4,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::config::JsonlConfig;
 use async_trait::async_trait;
 use serde_json::{json, Value as Json};
-use sluice_core::config::{EventFormat, JsonlSinkConfig};
+use sluice_core::config::EventFormat;
 use sluice_core::encode::encode;
 use sluice_core::error::{Result, SluiceError};
 use sluice_core::event::ChangeEvent;
@@ -47,7 +48,7 @@ enum Output {
 }
 
 impl JsonlSink {
-    pub fn new(cfg: &JsonlSinkConfig) -> Self {
+    pub fn new(cfg: &JsonlConfig) -> Self {
         let path = (cfg.path != "-").then(|| PathBuf::from(&cfg.path));
         Self { path, format: cfg.format, out: None, synced: 0, unsynced: Vec::with_capacity(64 * 1024), written: 0, broken: false }
     }

@@ -2,6 +2,7 @@
 //! and `db/t__changes` (changelog partitioned by `_cdc_date`) — written exactly once, and SQL
 //! over them with DataFusion.
 pub mod changelog;
+pub mod config;
 pub mod convert;
 pub mod ddl;
 pub mod query;
@@ -10,6 +11,7 @@ pub mod storage;
 pub mod table;
 pub mod validate;
 
+pub use config::{LakeConfig, S3Config};
 pub use sink::LakeSink;
 pub use storage::Storage;
 

@@ -7,9 +7,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::config::LakeConfig;
 use async_trait::async_trait;
 use serde_json::{json, Value as Json};
-use sluice_core::config::LakeSinkConfig;
 use sluice_core::sink::{Batch, Sink};
 use sluice_core::{ChangeEvent, Op, SluiceError, TableId};
 use tracing::{debug, info, warn};
@@ -26,7 +26,7 @@ struct Pair {
 }
 
 pub struct LakeSink {
-    cfg: LakeSinkConfig,
+    cfg: LakeConfig,
     storage: Storage,
     tables: HashMap<TableId, Pair>,
     /// Batches taken and not yet committed (shared with the other sinks, not copied).
@@ -39,7 +39,7 @@ pub struct LakeSink {
 }
 
 impl LakeSink {
-    pub fn new(cfg: &LakeSinkConfig) -> Result<Self, SluiceError> {
+    pub fn new(cfg: &LakeConfig) -> Result<Self, SluiceError> {
         let mut sink = Self {
             storage: Storage::new(cfg)?,
             cfg: cfg.clone(),

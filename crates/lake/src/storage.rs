@@ -2,7 +2,7 @@
 use std::collections::HashMap;
 use std::sync::Once;
 
-use sluice_core::config::LakeSinkConfig;
+use crate::config::LakeConfig;
 use sluice_core::{SluiceError, TableId};
 use url::Url;
 
@@ -14,7 +14,7 @@ pub struct Storage {
 }
 
 impl Storage {
-    pub fn new(cfg: &LakeSinkConfig) -> Result<Self, SluiceError> {
+    pub fn new(cfg: &LakeConfig) -> Result<Self, SluiceError> {
         let root = if cfg.path.starts_with("s3://") || cfg.path.starts_with("s3a://") {
             static REGISTER: Once = Once::new();
             REGISTER.call_once(|| deltalake::aws::register_handlers(None));

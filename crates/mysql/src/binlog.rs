@@ -99,7 +99,7 @@ impl<'a> BinlogReader<'a> {
         let mut file = cursor.committed.binlog.file.clone();
         let mut pending: Vec<ChangeEvent> = Vec::new();
         let mut tx = Tx::default();
-        let idle_limit = self.shared.cfg.source.heartbeat.0 * 5 + Duration::from_secs(5);
+        let idle_limit = self.shared.source.heartbeat.0 * 5 + Duration::from_secs(5);
         if let Some(end) = self.check_reached(cursor, out, until).await? {
             return Ok(end);
         }
@@ -191,6 +191,7 @@ impl<'a> BinlogReader<'a> {
                     };
                     let Some(Some(layout)) = self.layouts.get(&re.table_id()).cloned() else { continue };
                     let info = SourceInfo {
+                        connector: crate::CONNECTOR,
                         file: file.clone(),
                         pos: end_pos.saturating_sub(u64::from(hdr.event_size())),
                         gtid: tx.gtid.clone(),
@@ -231,15 +232,15 @@ impl<'a> BinlogReader<'a> {
 
     async fn open(&mut self, from: &BinlogPos) -> Result<BinlogStream, SluiceError> {
         let shared = self.shared;
-        let mut conn = crate::conn::connect(&shared.cfg.source.url).await?;
-        let period_ns = shared.cfg.source.heartbeat.0.as_nanos().max(1_000_000);
+        let mut conn = crate::conn::connect(&shared.source.url).await?;
+        let period_ns = shared.source.heartbeat.0.as_nanos().max(1_000_000);
         let mut setup = format!("SET @master_heartbeat_period = {period_ns}");
         if shared.flavor == Flavor::MariaDb {
             // Real GTID events instead of BEGIN queries, and no padding dummy events.
             setup.push_str("; SET @mariadb_slave_capability = 4");
         }
         conn.query_drop(setup).await.map_err(|e| classify(e, "prepare the binlog connection"))?;
-        let req = BinlogStreamRequest::new(shared.cfg.source.server_id.get()).with_filename(from.file.as_bytes()).with_pos(from.pos);
+        let req = BinlogStreamRequest::new(shared.source.server_id.get()).with_filename(from.file.as_bytes()).with_pos(from.pos);
         info!(position = %from, "streaming binlog");
         conn.get_binlog_stream(req).await.map_err(|e| classify(e, &format!("start binlog stream at {from}")))
     }
@@ -301,7 +302,7 @@ impl<'a> BinlogReader<'a> {
 
     async fn layout_for(&mut self, t: &mysql_async::binlog::events::TableMapEvent<'_>) -> Result<Option<Arc<Layout>>, SluiceError> {
         let id = TableId::new(t.database_name(), t.table_name());
-        if !self.shared.cfg.captures(&id.db, &id.table) {
+        if !self.shared.source.captures(&id.db, &id.table) {
             return Ok(None);
         }
         if !self.infos.contains_key(&id) {
@@ -312,7 +313,7 @@ impl<'a> BinlogReader<'a> {
             }
         }
         let mut layout = layout::build(t, self.infos.get(&id), self.collations)?;
-        self.shared.cfg.apply_keys(Arc::make_mut(&mut layout.schema));
+        self.shared.source.apply_keys(Arc::make_mut(&mut layout.schema));
         Ok(Some(Arc::new(layout)))
     }
 }

@@ -1,7 +1,7 @@
 //! `sluice check`: everything the source needs from the server, each problem with its fix.
+use crate::config::MysqlConfig;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use sluice_core::config::Config;
 
 use crate::conn::{connect, flavor, Flavor};
 use crate::schema::list_tables;
@@ -32,11 +32,11 @@ impl CheckItem {
 }
 
 /// Runs every check; connection failures end the list early (nothing else can be checked).
-pub async fn check(cfg: &Config) -> Vec<CheckItem> {
+pub async fn check(cfg: &MysqlConfig, snapshot: &sluice_core::config::SnapshotConfig) -> Vec<CheckItem> {
     let mut items = Vec::new();
-    let mut conn = match connect(&cfg.source.url).await {
+    let mut conn = match connect(&cfg.url).await {
         Ok(c) => {
-            items.push(CheckItem::ok("connection", format!("connected to {}", cfg.source.url)));
+            items.push(CheckItem::ok("connection", format!("connected to {}", cfg.url)));
             c
         }
         Err(e) => {
@@ -96,7 +96,7 @@ pub async fn check(cfg: &Config) -> Vec<CheckItem> {
         None => CheckItem::new("binlog_row_metadata", Status::Warn, "the server has no binlog_row_metadata (older than MySQL 8.0 / MariaDB 10.5)", "upgrade for column names in the binlog"),
     });
     let server_id = get(&mut conn, var("server_id")).await.unwrap_or_default();
-    items.push(if server_id == cfg.source.server_id.to_string() {
+    items.push(if server_id == cfg.server_id.to_string() {
         CheckItem::new(
             "server_id",
             Status::Fail,
@@ -105,13 +105,13 @@ pub async fn check(cfg: &Config) -> Vec<CheckItem> {
         )
     } else {
         match replica_ids(&mut conn).await {
-            Some(ids) if ids.contains(&cfg.source.server_id.get()) => CheckItem::new(
+            Some(ids) if ids.contains(&cfg.server_id.get()) => CheckItem::new(
                 "server_id",
                 Status::Fail,
-                format!("a replica (or another sluice) is already connected with server_id {}", cfg.source.server_id),
+                format!("a replica (or another sluice) is already connected with server_id {}", cfg.server_id),
                 "choose another [source] server_id; two replicas with one id disconnect each other",
             ),
-            _ => CheckItem::ok("server_id", format!("{} is free", cfg.source.server_id)),
+            _ => CheckItem::ok("server_id", format!("{} is free", cfg.server_id)),
         }
     });
 
@@ -138,7 +138,7 @@ pub async fn check(cfg: &Config) -> Vec<CheckItem> {
     items.push(if missing.is_empty() {
         CheckItem::ok("privileges", "SELECT, REPLICATION SLAVE, REPLICATION CLIENT")
     } else {
-        let user = cfg.source.url.redacted();
+        let user = cfg.url.redacted();
         CheckItem::new(
             "privileges",
             Status::Fail,
@@ -163,7 +163,7 @@ pub async fn check(cfg: &Config) -> Vec<CheckItem> {
             format!("{} table(s): {}", tables.len(), tables.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")),
         )
     });
-    if fl == Flavor::MySql && cfg.snapshot.mode != sluice_core::config::SnapshotMode::Never {
+    if fl == Flavor::MySql && snapshot.mode != sluice_core::config::SnapshotMode::Never {
         items.push(CheckItem::new(
             "snapshot",
             Status::Warn,

@@ -2,7 +2,7 @@
 use mysql_async::{Conn, Opts, OptsBuilder};
 use sluice_core::SluiceError;
 
-use sluice_core::config::SecretUrl;
+use crate::config::DbUrl;
 
 /// Server flavour, which decides how GTIDs and consistent snapshots work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,13 +11,13 @@ pub enum Flavor {
     MySql,
 }
 
-pub fn opts(url: &SecretUrl) -> Result<Opts, SluiceError> {
+pub fn opts(url: &DbUrl) -> Result<Opts, SluiceError> {
     let opts = Opts::from_url(url.expose())
         .map_err(|_| SluiceError::permanent(format!("invalid source url {url}: expected mysql://user:password@host:port")))?;
     Ok(OptsBuilder::from_opts(opts).prefer_socket(false).into())
 }
 
-pub async fn connect(url: &SecretUrl) -> Result<Conn, SluiceError> {
+pub async fn connect(url: &DbUrl) -> Result<Conn, SluiceError> {
     let opts = opts(url)?;
     Conn::new(opts).await.map_err(|e| classify(e, &format!("cannot connect to {url}")))
 }

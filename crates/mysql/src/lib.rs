@@ -2,6 +2,7 @@
 pub mod binlog;
 pub mod charset;
 pub mod check;
+pub mod config;
 pub mod conn;
 pub mod decode;
 pub mod layout;
@@ -10,4 +11,8 @@ pub mod schema;
 pub mod snapshot;
 pub mod source;
 
+pub use config::MysqlConfig;
+
+/// Debezium's `source.connector` for changes read by this source.
+pub const CONNECTOR: &str = "mysql";
 pub use source::MysqlSource;

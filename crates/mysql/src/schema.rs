@@ -2,9 +2,9 @@
 //! the server does not log column metadata.
 use std::sync::Arc;
 
+use crate::config::MysqlConfig;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
-use sluice_core::config::Config;
 use sluice_core::{Column, SluiceError, SqlType, TableId, TableSchema};
 
 use crate::charset::Charset;
@@ -28,7 +28,7 @@ pub struct TableInfo {
 }
 
 /// Captured base tables, in a stable order.
-pub async fn list_tables(conn: &mut Conn, cfg: &Config) -> Result<Vec<TableId>, SluiceError> {
+pub async fn list_tables(conn: &mut Conn, cfg: &MysqlConfig) -> Result<Vec<TableId>, SluiceError> {
     let rows: Vec<(String, String)> = conn
         .query(
             "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \

@@ -30,7 +30,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Starts the snapshot transaction and reads its binlog position.
     pub async fn begin(shared: &Shared) -> Result<Self, SluiceError> {
-        let mut conn = crate::conn::connect(&shared.cfg.source.url).await?;
+        let mut conn = crate::conn::connect(&shared.source.url).await?;
         conn.query_drop(
             "SET SESSION time_zone = '+00:00'; SET NAMES utf8mb4; \
              SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; START TRANSACTION WITH CONSISTENT SNAPSHOT",
@@ -68,7 +68,7 @@ impl Snapshot {
     ) -> Result<bool, SluiceError> {
         let todo: Vec<&TableInfo> = tables.iter().filter(|t| !progress.done.contains(&t.schema.id.to_string())).collect();
         let bar = self.progress_bar(&todo).await;
-        let chunk = shared.cfg.snapshot.chunk_size.get() as usize;
+        let chunk = shared.snapshot.chunk_size.get() as usize;
         for table in todo {
             let name = table.schema.id.to_string();
             let mut last_key = progress.current.take().filter(|c| c.table == name).map(|c| c.key(shared.sealer.as_ref())).transpose()?;
@@ -114,7 +114,14 @@ impl Snapshot {
         bar: &ProgressBar,
     ) -> Result<(Option<usize>, Option<Vec<Option<String>>>), SluiceError> {
         let id = &table.schema.id;
-        let info = SourceInfo { file: self.pos.file.clone(), pos: self.pos.pos, gtid: None, server_id: 0, snapshot: true };
+        let info = SourceInfo {
+            connector: crate::CONNECTOR,
+            file: self.pos.file.clone(),
+            pos: self.pos.pos,
+            gtid: None,
+            server_id: 0,
+            snapshot: true,
+        };
         let mut result = self.conn.query_iter(sql).await.map_err(|e| classify(e, &format!("snapshot read of {id}")))?;
         let mut batch = Vec::with_capacity(BATCH);
         let mut count = 0;
@@ -259,7 +266,7 @@ fn decode_row(table: &TableInfo, row: &mut mysql_async::Row) -> Result<Vec<sluic
 /// Reads every row of `table` now, decoded exactly as the snapshot decodes them, handing
 /// batches of up to 1024 rows to `f` (used by `sluice validate`).
 pub async fn scan_table(
-    url: &sluice_core::config::SecretUrl,
+    url: &crate::config::DbUrl,
     table: &TableInfo,
     mut f: impl FnMut(Vec<Vec<sluice_core::Value>>) -> Result<(), SluiceError>,
 ) -> Result<(), SluiceError> {

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use sluice_core::checkpoint::Checkpoint;
-use sluice_core::config::{Config, SnapshotMode};
+use sluice_core::config::{SnapshotConfig, SnapshotMode};
+
+use crate::config::MysqlConfig;
 use sluice_core::retry::{Retry, RetryPolicy};
 use sluice_core::source::{Source, SourceMsg};
 use sluice_core::SluiceError;
@@ -22,21 +24,26 @@ use crate::snapshot::Snapshot;
 
 /// What every part of the source reads.
 pub struct Shared {
-    pub cfg: Config,
+    pub source: MysqlConfig,
+    pub snapshot: SnapshotConfig,
     pub flavor: Flavor,
     /// Seals snapshot positions (which hold key values) when masking is configured.
     pub sealer: Option<Sealer>,
 }
 
 pub struct MysqlSource {
-    cfg: Config,
+    source: MysqlConfig,
+    snapshot: SnapshotConfig,
+    sealer: Option<Sealer>,
     /// The highest `seq` a sink already holds (see `Source::sinks_hold_up_to`).
     held: Option<u64>,
 }
 
 impl MysqlSource {
-    pub fn new(cfg: Config) -> Self {
-        Self { cfg, held: None }
+    /// `sealer` seals snapshot positions (which hold key values): give one when masking is
+    /// configured (see `Config::snapshot_sealer`).
+    pub fn new(source: MysqlConfig, snapshot: SnapshotConfig, sealer: Option<Sealer>) -> Self {
+        Self { source, snapshot, sealer, held: None }
     }
 }
 
@@ -52,15 +59,14 @@ impl Source for MysqlSource {
         out: mpsc::Sender<SourceMsg>,
         committed: watch::Receiver<Option<Checkpoint>>,
     ) -> Result<(), SluiceError> {
-        let mut meta = connect(&self.cfg.source.url).await?;
-        let sealer = sealer(&self.cfg)?;
-        let shared = Shared { flavor: flavor(&mut meta).await?, cfg: self.cfg, sealer };
+        let mut meta = connect(&self.source.url).await?;
+        let shared = Shared { flavor: flavor(&mut meta).await?, source: self.source, snapshot: self.snapshot, sealer: self.sealer };
         let collations = load_collations(&mut meta).await?;
         let end = master_position(&mut meta).await?;
         let resume_pos = resume.as_ref().map(|c| MysqlPosition::from_json(&c.position)).transpose()?;
         let seq = resume.as_ref().map_or(0, |c| c.next_seq);
 
-        let mode = shared.cfg.snapshot.mode;
+        let mode = shared.snapshot.mode;
         let mut cursor = match resume_pos {
             // An interrupted snapshot resumes, whatever the mode.
             Some(pos) if pos.snapshot.is_some() => {
@@ -119,16 +125,6 @@ fn above_held(seq: u64, held: Option<u64>) -> u64 {
         }
         _ => seq,
     }
-}
-
-/// With masking configured, key values may be PII: positions holding them are sealed with the
-/// masking key (when there is none, no key column can be masked: the masker refuses that).
-fn sealer(cfg: &Config) -> Result<Option<Sealer>, SluiceError> {
-    if !cfg.masks_anything() {
-        return Ok(None);
-    }
-    let key = cfg.mask_key_bytes().map_err(SluiceError::permanent)?;
-    Ok(key.filter(|k| k.len() >= sluice_core::config::MIN_KEY_BYTES).map(|k| Sealer::new(&k)))
 }
 
 /// Reads the snapshot to the end and sends the checkpoint that hands over to the binlog.
@@ -193,7 +189,7 @@ async fn stream_forever(
     out: &mpsc::Sender<SourceMsg>,
     committed: watch::Receiver<Option<Checkpoint>>,
 ) -> Result<(), SluiceError> {
-    let mut retry = Retry::new(RetryPolicy::new(shared.cfg.source.reconnect_timeout.0));
+    let mut retry = Retry::new(RetryPolicy::new(shared.source.reconnect_timeout.0));
     ensure_available(meta, &cursor.committed.binlog).await?;
     loop {
         let mut reader = BinlogReader::new(shared, meta, collations);
@@ -225,18 +221,18 @@ async fn stream_forever(
 }
 
 async fn reconnect_meta(shared: &Shared) -> Result<Conn, SluiceError> {
-    connect(&shared.cfg.source.url).await
+    connect(&shared.source.url).await
 }
 
 async fn load_tables(shared: &Shared, meta: &mut Conn) -> Result<Vec<TableInfo>, SluiceError> {
-    let ids = list_tables(meta, &shared.cfg).await?;
+    let ids = list_tables(meta, &shared.source).await?;
     if ids.is_empty() {
         warn!("no table matches [source] tables yet; new ones are captured from the binlog when they appear");
     }
     let mut tables = Vec::with_capacity(ids.len());
     for id in &ids {
         let mut t = load_table(meta, id).await?;
-        shared.cfg.apply_keys(std::sync::Arc::make_mut(&mut t.schema));
+        shared.source.apply_keys(std::sync::Arc::make_mut(&mut t.schema));
         if t.schema.key.is_empty() {
             warn!(table = %id, "table has no primary key: its changes carry full row images; current-state sinks need key columns");
         }

@@ -1,7 +1,7 @@
 //! The secret behind `hash`: from `[mask_key] file` or SLUICE_MASK_KEY.
 use std::fmt;
 
-use sluice_core::config::{Config, MaskMethod, MASK_KEY_ENV, MIN_KEY_BYTES};
+use sluice_core::config::{Config, MaskMethod, SinkSettings, SourceSettings, MASK_KEY_ENV, MIN_KEY_BYTES};
 use sluice_core::SluiceError;
 
 /// Key material for HMAC. Never printed: `Debug` shows only its length.
@@ -31,7 +31,7 @@ impl MaskKey {
 
     /// Loads the key the config points at. Missing is an error only when a rule needs it
     /// (`hash`); key columns that get masked need it too, which the masker checks per table.
-    pub fn load(cfg: &Config) -> Result<Option<Self>, SluiceError> {
+    pub fn load<S: SourceSettings, K: SinkSettings>(cfg: &Config<S, K>) -> Result<Option<Self>, SluiceError> {
         let key = cfg.mask_key_bytes().map_err(SluiceError::permanent)?;
         let needed = cfg.mask.iter().any(|r| r.method.needs_key()) || cfg.detect.as_ref().is_some_and(|d| d.action == MaskMethod::Hash);
         match key {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-use sluice_core::config::{Config, DetectConfig, Entity, MaskMethod, MaskRule};
+use sluice_core::config::{Config, DetectConfig, Entity, MaskMethod, MaskRule, SinkSettings, SourceSettings};
 use sluice_core::event::ChangeEvent;
 use sluice_core::schema::{SchemaRef, SqlType, TableId};
 use sluice_core::transform::Transform;
@@ -57,7 +57,7 @@ pub struct Masker {
 
 impl Masker {
     /// `None` when the config masks nothing. Fails when `hash` is used without a key.
-    pub fn from_config(cfg: &Config) -> Result<Option<Self>, SluiceError> {
+    pub fn from_config<S: SourceSettings, K: SinkSettings>(cfg: &Config<S, K>) -> Result<Option<Self>, SluiceError> {
         if !cfg.masks_anything() {
             return Ok(None);
         }

@@ -8,8 +8,8 @@ pub mod validate;
 
 use std::path::Path;
 
+use crate::config::Config;
 use anyhow::Context;
-use sluice_core::config::Config;
 
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     Config::load(path).context("invalid configuration")
@@ -17,7 +17,7 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
 
 /// The lake of a config, and the tables it holds (found on disk, and named in the state).
 pub fn lake_tables(cfg: &Config) -> anyhow::Result<(sluice_lake::Storage, Vec<(sluice_core::TableId, bool)>)> {
-    let lake = cfg.lake().context("the config has no [sink.lake]: nothing to query")?;
+    let lake = cfg.sink.lake.as_ref().context("the config has no [sink.lake]: nothing to query")?;
     let storage = sluice_lake::Storage::new(lake)?;
     let state = sluice_core::state::StateStore::open_read_only(&cfg.state.dir).load()?;
     let known: Vec<sluice_core::TableId> =

@@ -1,15 +1,12 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::config::Config;
 use anyhow::{bail, Context};
-use sluice_core::config::Config;
 use sluice_core::pipeline::{Pipeline, SinkSpec, Stopped};
-use sluice_core::retry::RetryPolicy;
 use sluice_core::state::StateStore;
 use sluice_core::stats::Stats;
 use sluice_core::transform::Transform;
-use sluice_jsonl::JsonlSink;
-use sluice_lake::LakeSink;
 use sluice_mysql::MysqlSource;
 use sluice_transform::Masker;
 use tracing::info;
@@ -20,7 +17,9 @@ pub async fn run(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
     super::check::preflight(&cfg).await?;
     let sinks = build_sinks(&cfg)?;
     let store = StateStore::open_locked(&cfg.state.dir)?;
-    let pipeline = Pipeline { source: Box::new(MysqlSource::new(cfg.clone())), transforms, sinks, store, once, stats: Stats::default() };
+    let sealer = cfg.snapshot_sealer().map_err(anyhow::Error::msg)?;
+    let source = MysqlSource::new(cfg.source.clone(), cfg.snapshot.clone(), sealer);
+    let pipeline = Pipeline { source: Box::new(source), transforms, sinks, store, once, stats: Stats::default() };
     let stopped = pipeline.run(shutdown_signal()).await.context("pipeline stopped")?;
     match stopped {
         Stopped::CaughtUp => info!("caught up with the binlog end seen at start (--once)"),
@@ -39,21 +38,8 @@ pub(crate) fn build_transforms(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Trans
 }
 
 fn build_sinks(cfg: &Config) -> anyhow::Result<Vec<SinkSpec>> {
-    let mut sinks = Vec::new();
-    if let Some(j) = &cfg.sink.jsonl {
-        sinks.push(SinkSpec {
-            sink: Box::new(JsonlSink::new(j)),
-            flush_interval: j.flush_interval.0,
-            retry: RetryPolicy::new(j.retry_for.0),
-        });
-    }
-    if let Some(l) = cfg.lake() {
-        sinks.push(SinkSpec {
-            sink: Box::new(LakeSink::new(l)?),
-            flush_interval: l.flush_interval.0,
-            retry: RetryPolicy::new(l.retry_for.0),
-        });
-    }
+    let sinks =
+        cfg.sink.configured().iter().map(|s| s.build().with_context(|| format!("[sink.{}]", s.name()))).collect::<Result<Vec<_>, _>>()?;
     if sinks.is_empty() {
         bail!("no sink configured: add [sink.lake] or [sink.jsonl]");
     }

@@ -18,17 +18,23 @@ pub async fn run(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         Some(p) if p.get("snapshot").is_some() => "snapshot",
         Some(_) => "streaming",
     };
-    // Lag: how old the newest committed change is when the pipeline last committed.
-    let lag_ms = state.source_ts_ms.map(|ts| (state.committed_at_ms - ts).max(0));
+    // Lag at the last commit: 0 when it covered everything the server had (also while idle),
+    // else how old the newest committed change was then. Older states lack the field.
+    let lag_ms = state.lag_ms.or_else(|| state.source_ts_ms.map(|ts| (state.committed_at_ms - ts).max(0)));
+    let next_seq = state.checkpoint.as_ref().map(|c| c.next_seq);
+    // Per sink, everything below this seq is durable there (at least the committed checkpoint).
+    let sinks: BTreeMap<&String, Option<u64>> =
+        state.sinks.keys().map(|name| (name, state.durable.get(name).copied().or(next_seq))).collect();
     let decisions = pii_decisions(&state.transforms);
     if as_json {
         let v = json!({
             "phase": phase,
             "position": position,
-            "next_seq": state.checkpoint.as_ref().map(|c| c.next_seq),
+            "next_seq": next_seq,
             "committed_at_ms": state.committed_at_ms,
             "source_ts_ms": state.source_ts_ms,
             "lag_ms": lag_ms,
+            "sinks": sinks.iter().map(|(name, seq)| json!({ "name": name, "durable_seq": seq })).collect::<Vec<_>>(),
             "tables": state.tables,
             "pii_detection": decisions,
         });
@@ -44,6 +50,9 @@ pub async fn run(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     }
     if let Some(l) = lag_ms {
         println!("lag:        {l} ms at last commit");
+    }
+    for (name, seq) in &sinks {
+        println!("sink {name:<6} durable below seq {}", seq.map_or_else(|| "-".to_string(), |s| s.to_string()));
     }
     println!();
     println!("{:<32} {:>12} {:>10} {:>10} {:>10}  last change", "table", "full load", "inserts", "updates", "deletes");

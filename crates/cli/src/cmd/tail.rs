@@ -3,9 +3,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::config::Config;
 use anyhow::bail;
 use clap::ValueEnum;
-use sluice_core::config::{Config, EventFormat, TablePattern};
+use sluice_core::config::{EventFormat, TablePattern};
 use sluice_core::TableId;
 use sluice_jsonl::{TailFrom, TailOptions};
 use sluice_lake::changelog::ChangelogReader;
@@ -58,7 +59,7 @@ pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
     let use_lake = match args.source {
         Source::Lake => true,
         Source::Events => false,
-        Source::Auto => events_file.is_none() && cfg.lake().is_some(),
+        Source::Auto => events_file.is_none() && cfg.sink.lake.as_ref().is_some(),
     };
     let mut out = BufWriter::new(std::io::stdout());
     let printing = async {

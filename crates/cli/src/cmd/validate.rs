@@ -16,7 +16,7 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
     let (storage, lake_tables) = super::lake_tables(&cfg)?;
     let mut conn = sluice_mysql::conn::connect(&cfg.source.url).await?;
-    let mut ids = list_tables(&mut conn, &cfg).await?;
+    let mut ids = list_tables(&mut conn, &cfg.source).await?;
     if let Some(t) = only {
         let (db, table) = t.split_once('.').context("--table must be db.table")?;
         ids.retain(|id| id.db == db && id.table == table);

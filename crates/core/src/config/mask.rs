@@ -170,9 +170,20 @@ impl DetectConfig {
     }
 }
 
-impl super::Config {
+impl<S: super::SourceSettings, K: super::SinkSettings> super::Config<S, K> {
     /// The masking key's bytes from `[mask_key] file`, else SLUICE_MASK_KEY (trailing whitespace
     /// ignored); `None` when neither is set. Length is checked by the caller.
+    /// The sealer for snapshot positions (which hold key values, maybe PII) when masking is
+    /// configured; `None` otherwise, or without a usable key (then no key column can be masked:
+    /// the masker refuses that).
+    pub fn snapshot_sealer(&self) -> Result<Option<crate::seal::Sealer>, String> {
+        if !self.masks_anything() {
+            return Ok(None);
+        }
+        let key = self.mask_key_bytes()?;
+        Ok(key.filter(|k| k.len() >= MIN_KEY_BYTES).map(|k| crate::seal::Sealer::new(&k)))
+    }
+
     pub fn mask_key_bytes(&self) -> Result<Option<Vec<u8>>, String> {
         let raw = match &self.mask_key.file {
             Some(path) => Some(

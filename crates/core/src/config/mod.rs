@@ -1,26 +1,66 @@
 //! Typed configuration (DESIGN.md "Config"): TOML with `${ENV}` interpolation, unknown keys and
 //! bad values rejected with the file, line and key.
+//!
+//! Core knows the sections every pipeline has (`[snapshot]`, `[[mask]]`, `[detect]`,
+//! `[mask_key]`, `[state]`) and is generic over the rest: the source's `[source]` section (a
+//! type of the source's crate, implementing [`SourceSettings`]) and the set of `[sink.*]`
+//! sections (assembled by the binary from the sink crates' [`crate::sink::SinkConfig`]s,
+//! implementing [`SinkSettings`]). Both stay typed, so every error keeps its line.
 mod duration;
 mod interpolate;
 mod mask;
 mod pattern;
 mod secret;
+mod selection;
 
+use std::fmt::Debug;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 pub use duration::HumanDuration;
 pub use mask::{ColumnPattern, DetectConfig, Entity, MaskKeyConfig, MaskMethod, MaskRule, MASK_KEY_ENV, MIN_KEY_BYTES};
 pub use pattern::TablePattern;
-pub use secret::{Secret, SecretUrl};
+pub use secret::Secret;
+pub use selection::Selection;
+
+/// The `[source]` section of one kind of source.
+pub trait SourceSettings: DeserializeOwned + Clone + Debug + Send + Sync + 'static {
+    /// Which tables it captures, and the key columns configured for keyless ones.
+    fn selection(&self) -> Selection<'_>;
+    /// Checks beyond what the types enforce; the message names the key.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Makes relative paths in the section relative to `base` (the config file's directory).
+    fn resolve_paths(&mut self, _base: &Path) {}
+}
+
+/// The `[sink.*]` sections.
+pub trait SinkSettings: DeserializeOwned + Clone + Debug + Default + Send + Sync + 'static {
+    fn validate(&self) -> Result<(), String>;
+    fn resolve_paths(&mut self, base: &Path);
+    /// Fills in the default sink when none is configured.
+    fn default_sinks(&mut self);
+}
+
+/// Sink sections read but not interpreted: for tools that build no sink (benchmarks, `check` of
+/// a source alone).
+impl SinkSettings for toml::Table {
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+    fn resolve_paths(&mut self, _base: &Path) {}
+    fn default_sinks(&mut self) {}
+}
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    pub source: SourceConfig,
+#[serde(deny_unknown_fields, bound = "")]
+pub struct Config<S: SourceSettings, K: SinkSettings> {
+    pub source: S,
     #[serde(default)]
     pub snapshot: SnapshotConfig,
     /// `[[mask]]` rules, applied before every sink.
@@ -31,39 +71,9 @@ pub struct Config {
     #[serde(default)]
     pub mask_key: MaskKeyConfig,
     #[serde(default)]
-    pub sink: SinksConfig,
+    pub sink: K,
     #[serde(default)]
     pub state: StateConfig,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    /// Only "mysql" today (MySQL and MariaDB).
-    pub kind: SourceKind,
-    pub url: SecretUrl,
-    /// Replica id of sluice's binlog connection; must differ from every server and replica.
-    pub server_id: NonZeroU32,
-    /// `db.table` patterns (`*` and `?` globs) of the tables to capture.
-    pub tables: Vec<TablePattern>,
-    #[serde(default)]
-    pub exclude: Vec<TablePattern>,
-    /// Key columns for tables without a primary key, e.g. `{ "demo.users" = ["userid"] }`,
-    /// so the lake can keep their current state.
-    #[serde(default)]
-    pub keys: std::collections::BTreeMap<String, Vec<String>>,
-    /// How long to keep reconnecting after the server goes away before giving up.
-    #[serde(default = "defaults::reconnect_timeout")]
-    pub reconnect_timeout: HumanDuration,
-    /// Heartbeat period asked of the server while the binlog is idle.
-    #[serde(default = "defaults::heartbeat")]
-    pub heartbeat: HumanDuration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    Mysql,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -72,7 +82,7 @@ pub enum SnapshotMode {
     /// Snapshot once (resuming an interrupted snapshot), then stream.
     #[default]
     Initial,
-    /// No snapshot: stream from the binlog end seen at first start.
+    /// No snapshot: stream from the log end seen at first start.
     Never,
     /// Snapshot at every start, then stream.
     Always,
@@ -94,89 +104,12 @@ impl Default for SnapshotConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SinksConfig {
-    pub lake: Option<LakeSinkConfig>,
-    pub jsonl: Option<JsonlSinkConfig>,
-}
-
-/// `[sink.lake]`: Delta tables per captured table (current state + changelog).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LakeSinkConfig {
-    /// A local directory or `s3://bucket/prefix`.
-    #[serde(default = "defaults::lake_path")]
-    pub path: String,
-    /// Commit to the lake at least this often…
-    #[serde(default = "defaults::flush_interval")]
-    pub flush_interval: HumanDuration,
-    /// …or as soon as this many changes are buffered.
-    #[serde(default = "defaults::flush_rows")]
-    pub flush_rows: NonZeroU32,
-    /// How long a failing commit (storage unreachable, disk full) is retried before the
-    /// pipeline stops.
-    #[serde(default = "defaults::retry_for")]
-    pub retry_for: HumanDuration,
-    /// Compact small files (and vacuum replaced ones) every N commits of a table; 0 disables.
-    #[serde(default = "defaults::compact_every")]
-    pub compact_every: u32,
-    /// How long replaced files are kept for readers of older versions before vacuum deletes them.
-    #[serde(default = "defaults::retention")]
-    pub retention: HumanDuration,
-    /// S3 settings; unset ones fall back to the standard AWS_* environment variables.
-    #[serde(default)]
-    pub s3: S3Config,
-}
-
-impl Default for LakeSinkConfig {
-    fn default() -> Self {
-        Self {
-            path: defaults::lake_path(),
-            flush_interval: defaults::flush_interval(),
-            flush_rows: defaults::flush_rows(),
-            retry_for: defaults::retry_for(),
-            compact_every: defaults::compact_every(),
-            retention: defaults::retention(),
-            s3: S3Config::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct S3Config {
-    pub region: Option<String>,
-    /// Custom endpoint (MinIO, moto, LocalStack): implies path-style requests.
-    pub endpoint: Option<String>,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<Secret>,
-    pub session_token: Option<Secret>,
-    /// Allow plain http endpoints.
-    #[serde(default)]
-    pub allow_http: bool,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventFormat {
     #[default]
     Debezium,
     Dms,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JsonlSinkConfig {
-    /// A file path, or "-" for standard output.
-    pub path: String,
-    #[serde(default)]
-    pub format: EventFormat,
-    #[serde(default = "defaults::jsonl_flush_interval")]
-    pub flush_interval: HumanDuration,
-    /// How long a failing write (disk full) is retried before the pipeline stops.
-    #[serde(default = "defaults::retry_for")]
-    pub retry_for: HumanDuration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,41 +125,20 @@ impl Default for StateConfig {
     }
 }
 
-mod defaults {
+/// Defaults shared by the sections of several crates.
+pub mod defaults {
     use super::*;
-    pub fn reconnect_timeout() -> HumanDuration {
-        HumanDuration(Duration::from_secs(300))
-    }
-    pub fn heartbeat() -> HumanDuration {
-        HumanDuration(Duration::from_secs(1))
-    }
     pub fn chunk_size() -> NonZeroU32 {
         NonZeroU32::new(10_000).expect("nonzero")
-    }
-    pub fn flush_interval() -> HumanDuration {
-        HumanDuration(Duration::from_secs(1))
-    }
-    /// JSON lines are cheap to sync: every 100 ms, so followers and the commit see them soon.
-    pub fn jsonl_flush_interval() -> HumanDuration {
-        HumanDuration(Duration::from_millis(100))
     }
     pub fn retry_for() -> HumanDuration {
         HumanDuration(crate::retry::RetryPolicy::DEFAULT_RETRY_FOR)
     }
-    pub fn lake_path() -> String {
-        "./lake".into()
-    }
-    pub fn flush_rows() -> NonZeroU32 {
-        NonZeroU32::new(100_000).expect("nonzero")
-    }
-    pub fn compact_every() -> u32 {
-        50
-    }
-    pub fn retention() -> HumanDuration {
-        HumanDuration(Duration::from_secs(3600))
-    }
     pub fn state_dir() -> PathBuf {
         PathBuf::from("./.sluice")
+    }
+    pub fn duration(d: Duration) -> HumanDuration {
+        HumanDuration(d)
     }
 }
 
@@ -235,7 +147,7 @@ mod defaults {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-impl Config {
+impl<S: SourceSettings, K: SinkSettings> Config<S, K> {
     /// Reads, interpolates and validates a config file. Relative paths in it are resolved
     /// against the file's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -250,26 +162,18 @@ impl Config {
     pub fn parse(raw: &str, origin: &str) -> Result<Self, ConfigError> {
         let text = interpolate::interpolate(raw, |name| std::env::var(name).ok())
             .map_err(|e| ConfigError(format!("{origin}:{}: {}", e.line, e.message)))?;
-        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError(describe_toml_error(raw, &text, origin, &e)))?;
-        cfg.default_sinks();
+        let mut cfg: Self = toml::from_str(&text).map_err(|e| ConfigError(describe_toml_error(raw, &text, origin, &e)))?;
+        cfg.sink.default_sinks();
         cfg.validate().map_err(|m| ConfigError(format!("{origin}: {m}")))?;
         Ok(cfg)
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.source.tables.is_empty() {
+        if self.source.selection().tables.is_empty() {
             return Err("[source] tables is empty: list the tables to capture, e.g. tables = [\"shop.users\"]".into());
         }
-        if let Some(l) = &self.sink.lake {
-            if l.path.trim().is_empty() {
-                return Err("[sink.lake] path is empty: give a directory or s3://bucket/prefix".into());
-            }
-        }
-        if let Some(j) = &self.sink.jsonl {
-            if j.path.trim().is_empty() {
-                return Err("[sink.jsonl] path is empty: give a file path or \"-\" for stdout".into());
-            }
-        }
+        self.source.validate()?;
+        self.sink.validate()?;
         mask::validate(&self.mask, self.detect.as_ref())
     }
 
@@ -282,16 +186,8 @@ impl Config {
                 *f = base.join(&*f);
             }
         }
-        if let Some(j) = &mut self.sink.jsonl {
-            if j.path != "-" && Path::new(&j.path).is_relative() {
-                j.path = base.join(&j.path).display().to_string();
-            }
-        }
-        if let Some(l) = &mut self.sink.lake {
-            if !l.path.contains("://") && Path::new(&l.path).is_relative() {
-                l.path = base.join(&l.path).display().to_string();
-            }
-        }
+        self.source.resolve_paths(base);
+        self.sink.resolve_paths(base);
     }
 
     /// Whether any masking or detection is configured.
@@ -301,34 +197,20 @@ impl Config {
 
     /// Whether `db.table` is captured.
     pub fn captures(&self, db: &str, table: &str) -> bool {
-        self.source.tables.iter().any(|p| p.matches(db, table)) && !self.source.exclude.iter().any(|p| p.matches(db, table))
-    }
-
-    /// The lake sink's settings. The lake is the default sink: with no sink configured at all,
-    /// a lake at `./lake` (next to the config) is used.
-    pub fn lake(&self) -> Option<&LakeSinkConfig> {
-        self.sink.lake.as_ref()
-    }
-
-    /// Fills in the default sink when none is configured.
-    fn default_sinks(&mut self) {
-        if self.sink.lake.is_none() && self.sink.jsonl.is_none() {
-            self.sink.lake = Some(LakeSinkConfig::default());
-        }
+        self.source.selection().captures(db, table)
     }
 
     /// Applies configured key columns to a keyless table schema.
     pub fn apply_keys(&self, schema: &mut crate::schema::TableSchema) {
-        if !schema.key.is_empty() {
-            return;
-        }
-        if let Some(cols) = self.source.keys.get(&schema.id.to_string()) {
-            let idx: Vec<usize> = cols.iter().filter_map(|c| schema.columns.iter().position(|x| x.name.eq_ignore_ascii_case(c))).collect();
-            if idx.len() == cols.len() {
-                schema.key = idx;
-                schema.configured_key = true;
-            }
-        }
+        self.source.selection().apply_keys(schema)
+    }
+}
+
+/// A local path given relative to the config file, made relative to `base`; URLs (`s3://…`)
+/// and "-" (stdout) are left alone.
+pub fn resolve_path(path: &mut String, base: &Path) {
+    if path != "-" && !path.contains("://") && Path::new(path.as_str()).is_relative() {
+        *path = base.join(&*path).display().to_string();
     }
 }
 
@@ -343,6 +225,3 @@ fn describe_toml_error(raw: &str, text: &str, origin: &str, e: &toml::de::Error)
     let message = e.message().trim().replace('\n', "; ");
     format!("{origin}:{line_no}: {message} (in `{raw_line}`)")
 }
-
-#[cfg(test)]
-mod tests;

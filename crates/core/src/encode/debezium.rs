@@ -12,7 +12,7 @@ pub fn debezium(ev: &ChangeEvent, processed_ms: i64) -> Json {
         "op": ev.op.code(),
         "ts_ms": processed_ms,
         "source": {
-            "connector": "mysql",
+            "connector": ev.source.connector,
             "db": ev.schema.id.db,
             "table": ev.schema.id.table,
             "file": ev.source.file,

@@ -30,7 +30,14 @@ fn event(op: Op) -> ChangeEvent {
         ts_ms: 1_700_000_000_123,
         tx: Some("0-1-9".into()),
         seq: 42,
-        source: SourceInfo { file: "mysql-bin.000001".into(), pos: 400, gtid: Some("0-1-9".into()), server_id: 1, snapshot: false },
+        source: SourceInfo {
+            connector: "mysql",
+            file: "mysql-bin.000001".into(),
+            pos: 400,
+            gtid: Some("0-1-9".into()),
+            server_id: 1,
+            snapshot: false,
+        },
     }
 }
 

@@ -131,7 +131,7 @@ impl Pipeline {
         let (commit_tx, commit_rx) = mpsc::unbounded_channel();
         let (committed_tx, mut committed_rx) = watch::channel(resume.clone());
         let names: Vec<String> = sinks.iter().map(|s| s.sink.name().to_string()).collect();
-        let committer = Committer { store: store, state, names, committed: committed_tx, stats: stats.clone() };
+        let committer = Committer { store, state, names, committed: committed_tx, stats: stats.clone() };
         let mut committer_task = tokio::spawn(committer.run(commit_rx));
 
         let mut sink_tasks = JoinSet::new();

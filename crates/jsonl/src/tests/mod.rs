@@ -4,7 +4,8 @@ mod tail;
 
 use std::sync::Arc;
 
-use sluice_core::config::{EventFormat, HumanDuration, JsonlSinkConfig};
+use crate::JsonlConfig;
+use sluice_core::config::{EventFormat, HumanDuration};
 use sluice_core::event::SourceInfo;
 use sluice_core::schema::{Column, SqlType, TableId, TableSchema};
 use sluice_core::{ChangeEvent, Op, Value};
@@ -31,7 +32,7 @@ fn event(db: &str, table: &str, seq: u64) -> ChangeEvent {
         ts_ms: 1_700_000_000_000 + seq as i64,
         tx: Some(format!("0-1-{seq}")),
         seq,
-        source: SourceInfo { file: "mysql-bin.000001".into(), pos: 4 + seq, gtid: None, server_id: 1, snapshot: false },
+        source: SourceInfo { connector: "mysql", file: "mysql-bin.000001".into(), pos: 4 + seq, gtid: None, server_id: 1, snapshot: false },
     }
 }
 
@@ -39,8 +40,8 @@ fn users(seqs: std::ops::RangeInclusive<u64>) -> sluice_core::sink::Batch {
     sluice_core::sink::EventBatch::new(seqs.map(|s| event("shop", "users", s)).collect())
 }
 
-fn config(path: &std::path::Path, format: EventFormat) -> JsonlSinkConfig {
-    JsonlSinkConfig {
+fn config(path: &std::path::Path, format: EventFormat) -> JsonlConfig {
+    JsonlConfig {
         path: path.display().to_string(),
         format,
         flush_interval: HumanDuration(std::time::Duration::from_secs(1)),

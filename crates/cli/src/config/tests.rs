@@ -1,3 +1,8 @@
+use std::path::Path;
+use std::time::Duration;
+
+use sluice_core::config::{ConfigError, SnapshotMode};
+
 use super::*;
 
 const GOOD: &str = r#"
@@ -23,6 +28,7 @@ fn parse_with_env(text: &str) -> Result<Config, ConfigError> {
 }
 
 #[test]
+#[allow(clippy::unwrap_used)]
 fn parses_a_full_config() {
     let cfg = parse_with_env(GOOD).unwrap();
     assert_eq!(cfg.source.url.expose(), "mysql://sluice:s3cr\"et@127.0.0.1:3306");
@@ -32,7 +38,7 @@ fn parses_a_full_config() {
     assert!(!cfg.captures("shop", "order_tmp") && !cfg.captures("other", "users"));
     let jsonl = cfg.sink.jsonl.as_ref().unwrap();
     assert_eq!(jsonl.flush_interval.0, Duration::from_millis(250));
-    assert_eq!(jsonl.retry_for.0, crate::retry::RetryPolicy::DEFAULT_RETRY_FOR);
+    assert_eq!(jsonl.retry_for.0, sluice_core::retry::RetryPolicy::DEFAULT_RETRY_FOR);
 }
 
 #[test]
