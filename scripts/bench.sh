@@ -79,7 +79,7 @@ write_config() {
     [[ "$table" == *.users ]] && printf 'keys = { "%s" = ["userid"] }\n' "$table"
     printf '\n[snapshot]\nmode = "%s"\n' "$mode"
     [[ "$sinks" == *lake* ]] && printf '\n[sink.lake]\npath = "lake"\nflush_interval = "1s"\n'
-    [[ "$sinks" == *jsonl* ]] && printf '\n[sink.jsonl]\npath = "events.jsonl"\nformat = "debezium"\nflush_interval = "1s"\n'
+    [[ "$sinks" == *jsonl* ]] && printf '\n[sink.jsonl]\npath = "events.jsonl"\nformat = "debezium"\n'
     printf '\n[state]\ndir = "state"\n'
     [[ -n "$extra" ]] && printf '\n%s\n' "$extra"
     true

@@ -155,6 +155,29 @@ for key, short, sinks, target in (("keepup_100k", "keepup.at_100k", "lake+jsonl 
         note=None if cpu is None else f"{cpu['wall_s']:.0f} s of writing + catching up; {env.get('cpus')} cores; "
         f"writer {cpu.get('writer_pct', 0):.0f}%", skipped=why(key))
 
+# 4b. Lake commit durations while streaming, from the summary sluice logs when it stops
+# ("sink flush durations", one line per sink).
+def flushes(step_name, sink):
+    import re
+    try:
+        with open(os.path.join(OUT, f"stream_{step_name}.log")) as f:
+            text = f.read()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if "sink flush durations" in line and re.search(rf'sink="?{sink}"?\b', line):
+            m = {k: float(v) for k, v in re.findall(r"(flushes|p50_ms|p99_ms|max_ms)=([0-9.]+)", line)}
+            return m
+    return None
+
+
+for step_name, label in (("latency", "latency runs (1k + 5k tx/s)"), ("keepup_100k", "keep-up at 100k rows/s")):
+    f = flushes(step_name, "lake")
+    for p in ("p50", "p99"):
+        add(f"lake_commit.{step_name}.{p}", f"lake commit duration, {label}, {p}", g(f, f"{p}_ms"), "ms", "lower",
+            note=None if f is None else f"{f['flushes']:.0f} commits, max {f['max_ms']:.0f} ms",
+            skipped=why(step_name if step_name != "latency" else "latency_1k"))
+
 # 5. Memory.
 snap, stream_rss = step("fullload_big"), step("stream_latency")
 for name, label, st, skip in (("memory.snapshot_peak_rss", f"peak RSS, snapshot of {env.get('rows_big', 0):,} rows", snap, "fullload_big"),

@@ -51,7 +51,10 @@ impl Snapshot {
         if file.is_empty() {
             return Err(SluiceError::permanent("the server reports no binlog file for the snapshot: enable log_bin"));
         }
-        let pos = BinlogPos { file, pos: pos.parse().unwrap_or(4) };
+        let pos = pos.parse().map_err(|_| {
+            SluiceError::permanent(format!("the server reports a snapshot binlog position that is not a number ({pos:?}) for {file}"))
+        })?;
+        let pos = BinlogPos { file, pos };
         info!(position = %pos, "snapshot transaction started");
         Ok(Self { conn, pos, ts_ms: chrono::Utc::now().timestamp_millis() })
     }

@@ -255,8 +255,9 @@ pub async fn master_position(conn: &mut Conn) -> Result<BinlogPos, SluiceError> 
     let row = row.ok_or_else(|| {
         SluiceError::permanent("the server has no binary log (log_bin is OFF): start it with log_bin and binlog_format=ROW")
     })?;
-    let file: String = row.get(0).unwrap_or_default();
-    let pos: u64 = row.get(1).unwrap_or(4);
+    let (Some(file), Some(pos)) = (row.get_opt::<String, _>(0).and_then(Result::ok), row.get_opt::<u64, _>(1).and_then(Result::ok)) else {
+        return Err(SluiceError::permanent("SHOW MASTER STATUS returned no readable binlog file and position"));
+    };
     Ok(BinlogPos { file, pos })
 }
 

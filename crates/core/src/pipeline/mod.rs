@@ -146,6 +146,7 @@ impl Pipeline {
                 held_below: below,
                 reports: commit_tx.clone(),
                 stats: stats.clone(),
+                durations: Vec::new(),
             };
             sink_tasks.spawn(task.run(qrx));
             queues.push(qtx);

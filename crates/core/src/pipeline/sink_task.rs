@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::committer::{CommitMsg, Durable};
 use super::queue::{Barrier, Item, QueueRx};
@@ -25,7 +25,12 @@ pub(super) struct SinkTask {
     pub held_below: u64,
     pub reports: mpsc::UnboundedSender<CommitMsg>,
     pub stats: Stats,
+    /// Durations of the flushes of this run, ms (the newest [`KEPT_DURATIONS`]).
+    pub durations: Vec<f32>,
 }
+
+/// Flush durations kept for the summary logged at the end of a run.
+const KEPT_DURATIONS: usize = 100_000;
 
 impl SinkTask {
     /// Runs until the queue closes (then flushes what it has) or the sink fails for good.
@@ -39,7 +44,11 @@ impl SinkTask {
         loop {
             tokio::select! {
                 item = rx.recv() => match item {
-                    None => return self.flush_and_report(&mut retry, &mut unflushed).await,
+                    None => {
+                        let done = self.flush_and_report(&mut retry, &mut unflushed).await;
+                        self.log_durations();
+                        return done;
+                    }
                     Some(Item::Events(batch, permit)) => {
                         if let Some(batch) = self.unheld(batch) {
                             self.write(&batch, &mut retry).await?;
@@ -119,11 +128,27 @@ impl SinkTask {
         }
     }
 
-    fn flushed(&self, started: Instant) {
+    fn flushed(&mut self, started: Instant) {
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        if self.durations.len() == KEPT_DURATIONS {
+            self.durations.remove(0);
+        }
+        self.durations.push(ms as f32);
         let mut st = self.stats.lock();
         let s = &mut st.sinks[self.index];
         s.flushes += 1;
-        s.last_flush_ms = started.elapsed().as_secs_f64() * 1e3;
+        s.last_flush_ms = ms;
+    }
+
+    /// One line per sink at the end of a run: how long its flushes (commits, fsyncs) took.
+    fn log_durations(&mut self) {
+        let d = &mut self.durations;
+        if d.is_empty() {
+            return;
+        }
+        d.sort_by(f32::total_cmp);
+        let at = |q: f64| d[((d.len() - 1) as f64 * q).round() as usize];
+        info!(sink = self.sink.name(), flushes = d.len(), p50_ms = at(0.5), p99_ms = at(0.99), max_ms = at(1.0), "sink flush durations");
     }
 
     async fn flush_and_report(&mut self, retry: &mut Retry, unflushed: &mut Option<(Barrier, Json)>) -> Result<()> {
