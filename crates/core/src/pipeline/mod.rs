@@ -15,6 +15,8 @@
 mod committer;
 mod queue;
 mod sink_task;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::future::Future;
