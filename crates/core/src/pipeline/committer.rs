@@ -62,7 +62,16 @@ impl Committer {
                     newest_id = id;
                     pending.insert(id, *p);
                 }
-                CommitMsg::CaughtUp(c) => caught_up = c,
+                CommitMsg::CaughtUp(c) => {
+                    caught_up = c;
+                    // Caught up with everything committed: the state says so (lag 0), also
+                    // while idle, when no new checkpoint would rewrite it.
+                    if c && committed_id == newest_id && self.state.checkpoint.is_some() && self.state.lag_ms != Some(0) {
+                        self.state.lag_ms = Some(0);
+                        self.state.committed_at_ms = chrono::Utc::now().timestamp_millis();
+                        self.store.save(&self.state)?;
+                    }
+                }
                 CommitMsg::Durable(d) => {
                     let now = chrono::Utc::now().timestamp_millis();
                     let at_end = caught_up && d.barrier.id == newest_id;

@@ -84,6 +84,8 @@ struct Fanout {
     last_barrier: Instant,
     /// A checkpoint not yet put in the queues (see [`BARRIER_EVERY`]).
     unsent: Option<Checkpoint>,
+    /// The checkpoint of the last barrier.
+    last_sent: Option<Checkpoint>,
 }
 
 impl Pipeline {
@@ -153,7 +155,7 @@ impl Pipeline {
             sink_tasks.spawn(task.run(qrx));
             queues.push(qtx);
         }
-        let mut fan = Fanout { queues, commits: commit_tx, next_barrier: 1, last_barrier: Instant::now(), unsent: None };
+        let mut fan = Fanout { queues, commits: commit_tx, next_barrier: 1, last_barrier: Instant::now(), unsent: None, last_sent: resume.clone() };
 
         let (tx, mut rx) = mpsc::channel(SOURCE_CHANNEL);
         let source_watch = committed_rx.clone();
@@ -198,6 +200,10 @@ impl Pipeline {
                         queue_stats(&stats, &fan);
                     }
                     Some(SourceMsg::Checkpoint(cp)) => {
+                        if fan.last_sent.as_ref() == Some(&cp) {
+                            // An idle heartbeat at the same place: nothing new to make durable.
+                            continue;
+                        }
                         stats.lock().source.next_seq = cp.next_seq;
                         let urgent = !committed_once;
                         fan.unsent = Some(cp);
@@ -334,6 +340,7 @@ impl Fanout {
         self.next_barrier += 1;
         self.last_barrier = Instant::now();
         let barrier = Barrier { id, next_seq: checkpoint.next_seq, newest_change_ms: source_ts_ms, urgent };
+        self.last_sent = Some(checkpoint.clone());
         let transform_marks = transforms.iter().map(|t| (t.name().to_string(), t.mark())).collect();
         let pending = Pending { checkpoint, transform_marks, tables: tables.clone(), source_ts_ms };
         self.commits.send(CommitMsg::Pending(id, Box::new(pending))).map_err(|_| SluiceError::permanent("the committer stopped"))?;
