@@ -4,18 +4,23 @@ export CARGO_TARGET_DIR ?= /var/tmp/sluice-target
 export CARGO_TERM_COLOR ?= never
 SLUICE := $(CARGO_TARGET_DIR)/debug/sluice
 
-.PHONY: all deps build test demo bench fmt lint clean
+.PHONY: all deps pyenv build test demo bench fmt lint clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
+## The Python venv of the interop readers and moto, set up once here rather than by the first
+## tests to need it, all at the same moment.
+pyenv:
+	@scripts/python-env.sh >/dev/null
+
 build: deps
 	cargo build --workspace --bins
 
 ## make test: unit tests and integration tests against private MariaDB servers.
-test: deps
+test: deps pyenv
 	cargo build --workspace --tests --bins
 	cargo test --workspace --no-fail-fast
 

@@ -19,13 +19,22 @@ alive() { [[ -n "$(tr -d '\0' 2>/dev/null <"/proc/$1/cmdline")" ]]; }
 
 client() { mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P"$1" -uroot "${@:2}"; }
 
+installed() {
+  command -v mariadbd >/dev/null && command -v mariadb-install-db >/dev/null && command -v mariadb >/dev/null
+}
+
+# Parallel tests on a fresh machine all start servers at once: one apt-get at a time (the lock
+# is shared with python-env.sh), and only by the first caller that still finds it missing.
 ensure_installed() {
-  command -v mariadbd >/dev/null && command -v mariadb-install-db >/dev/null \
-    && command -v mariadb >/dev/null && return 0
-  log "installing mariadb-server mariadb-client"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq mariadb-server mariadb-client >&2
+  installed && return 0
+  (
+    flock 8
+    installed && exit 0
+    log "installing mariadb-server mariadb-client"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq mariadb-server mariadb-client >&2
+  ) 8>>/var/tmp/sluice-apt.lock
 }
 
 # Random port below the ephemeral range (32768+), so outgoing connections cannot steal it.

@@ -9,43 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::lake::{assert_changelog_exact, lake_config, lake_table, query};
+use common::moto::{python_bin, Moto};
 use common::workload::{seed_table, source_table, workload, Table};
 use common::{parse_lines, Workdir};
 use rand::{Rng, SeedableRng};
 use serde_json::Value as Json;
 use sluice_testkit::MariaDb;
-
-/// A config whose only sink is the default one: a lake at ./lake.
-fn lake_config(db: &MariaDb, extra: &str) -> String {
-    format!(
-        "[source]\nkind = \"mysql\"\nurl = \"{}\"\nserver_id = 6401\ntables = [\"shop.*\"]\nheartbeat = \"200ms\"\n\n[state]\ndir = \".sluice\"\n{extra}",
-        db.url()
-    )
-}
-
-async fn query(w: &Workdir, sql: &str) -> Vec<Json> {
-    let out = w.sluice("query", &["--format", "json", sql]).await;
-    assert_eq!(out.code, Some(0), "query failed: {sql}\n{out}");
-    parse_lines(&out.stdout)
-}
-
-async fn lake_table(w: &Workdir) -> Table {
-    query(w, "SELECT id, v, note FROM shop.acct")
-        .await
-        .iter()
-        .map(|r| (r["id"].as_i64().unwrap(), (r["v"].as_i64(), r["note"].as_str().map(String::from))))
-        .collect()
-}
-
-/// Every seq of the changelog appears once and they are exactly 0..n.
-async fn assert_changelog_exact(w: &Workdir) -> u64 {
-    let r =
-        &query(w, "SELECT count(*) AS n, count(DISTINCT _cdc_seq) AS d, min(_cdc_seq) AS lo, max(_cdc_seq) AS hi FROM shop.acct__changes")
-            .await[0];
-    let (n, d, lo, hi) = (r["n"].as_u64().unwrap(), r["d"].as_u64().unwrap(), r["lo"].as_u64().unwrap(), r["hi"].as_u64().unwrap());
-    assert_eq!((n, d, lo, hi), (n, n, 0, n - 1), "changelog seqs not exactly 0..{n}: {r}");
-    n
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lake_is_the_default_sink_and_matches_the_source() {
@@ -120,13 +90,6 @@ async fn kill_9_never_applies_a_change_twice_to_the_lake() {
     assert_eq!(n, next_seq, "changelog holds every change up to the committed position");
 }
 
-fn python_bin() -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/python-env.sh");
-    let out = Command::new("bash").arg(script).output().expect("python-env.sh");
-    assert!(out.status.success(), "python-env.sh: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn read_with(reader: &str, path: &str, opts: &[String]) -> Table {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/lake-readers.py");
     let out =
@@ -150,36 +113,6 @@ async fn independent_readers_agree_with_the_source() {
     let expected = source_table(&db).await;
     assert!(read_with("deltalake", &path, &[]) == expected, "python deltalake disagrees with the source");
     assert!(read_with("duckdb", &path, &[]) == expected, "DuckDB disagrees with the source");
-}
-
-struct Moto {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Moto {
-    fn start() -> Self {
-        python_bin();
-        let dir = tempfile::tempdir().unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto-server.sh");
-        let out = Command::new("bash")
-            .args([script, "start"])
-            .arg(dir.path())
-            .env("SLUICE_TEST_OWNER_PID", std::process::id().to_string())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let port = stdout.lines().find_map(|l| l.strip_prefix("port=")).and_then(|p| p.trim().parse().ok());
-        let port = port.unwrap_or_else(|| panic!("moto did not start: {}", String::from_utf8_lossy(&out.stderr)));
-        Self { dir, port }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto-server.sh");
-        let _ = Command::new("bash").args([script, "stop"]).arg(self.dir.path()).status();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,8 @@
 //! the events file back. Nothing here sleeps for a fixed time to "let things settle".
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod lake;
+pub mod moto;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
@@ -240,12 +242,17 @@ impl Bg {
     }
 
     /// Waits for the process to exit (killing it after [`DEADLINE`]) and returns its output.
-    pub async fn wait(mut self) -> Out {
-        let status = match tokio::time::timeout(DEADLINE, self.child.wait()).await {
+    pub async fn wait(self) -> Out {
+        self.wait_within(DEADLINE).await
+    }
+
+    /// Waits for the process to exit, killing it and panicking after `limit`.
+    pub async fn wait_within(mut self, limit: Duration) -> Out {
+        let status = match tokio::time::timeout(limit, self.child.wait()).await {
             Ok(s) => s.expect("wait"),
             Err(_) => {
                 let _ = self.child.kill().await;
-                panic!("{} did not exit within {DEADLINE:?}:\n--- stderr\n{}", self.name, self.stderr_text());
+                panic!("{} did not exit within {limit:?}:\n--- stderr\n{}", self.name, self.stderr_text());
             }
         };
         Out { code: status.code(), stdout: self.stdout_text(), stderr: self.stderr_text() }
