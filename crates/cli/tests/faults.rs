@@ -34,9 +34,7 @@ use common::{read_events, Out, Workdir};
 use sluice_testkit::{FaultProxy, MariaDb};
 use tempfile::TempDir;
 
-/// `[sink.lake] retry_for`: how long the lake retries a failing commit before the run stops.
-/// `false` only to run these tests against code that predates the key (unknown keys are errors).
-const WITH_RETRY_FOR: bool = true;
+/// `retry_for` of every sink: how long a failing write or commit is retried before the run stops.
 const RETRY_FOR: Duration = Duration::from_secs(3);
 
 /// How long a run may take to stop by itself once its sink fails for good.
@@ -52,13 +50,14 @@ fn config(db: &MariaDb, sinks: &str) -> String {
 
 /// `[sink.jsonl]` at `path`, flushed every `flush_interval`.
 fn jsonl_sink(path: &str, flush_interval: &str) -> String {
-    format!("[sink.jsonl]\npath = \"{path}\"\nflush_interval = \"{flush_interval}\"\n\n")
+    let retry = RETRY_FOR.as_secs();
+    format!("[sink.jsonl]\npath = \"{path}\"\nflush_interval = \"{flush_interval}\"\nretry_for = \"{retry}s\"\n\n")
 }
 
 /// `[sink.lake]` at `path`, committing every `flush_interval`, with the `extra` keys.
 fn lake_sink(path: &str, flush_interval: &str, extra: &str) -> String {
-    let retry = if WITH_RETRY_FOR { format!("retry_for = \"{}s\"\n", RETRY_FOR.as_secs()) } else { String::new() };
-    format!("[sink.lake]\npath = \"{path}\"\nflush_interval = \"{flush_interval}\"\n{retry}{extra}\n")
+    let retry = RETRY_FOR.as_secs();
+    format!("[sink.lake]\npath = \"{path}\"\nflush_interval = \"{flush_interval}\"\nretry_for = \"{retry}s\"\n{extra}\n")
 }
 
 /// A tmpfs on a temp dir, unmounted on drop: a disk that fills up, and can grow afterwards.
@@ -252,9 +251,7 @@ async fn s3_unreachable_for_longer_than_the_retry_budget(flush_interval: &str, l
         "the last message does not say the endpoint is unreachable:\n{out}"
     );
     assert!(error.len() < 1500, "the last message is {} characters long:\n{error}", error.len());
-    if WITH_RETRY_FOR {
-        assert!(gave_up_after >= RETRY_FOR, "gave up {gave_up_after:?} after the cut, within its retry budget of {RETRY_FOR:?}");
-    }
+    assert!(gave_up_after >= RETRY_FOR, "gave up {gave_up_after:?} after the cut, within its retry budget of {RETRY_FOR:?}");
 
     proxy.restore();
     w.run_once().await;

@@ -294,16 +294,18 @@ fn collapse<'a>(schema: &TableSchema, events: &[&'a ChangeEvent]) -> BTreeMap<St
 pub fn lake_err(what: &str, e: DeltaTableError) -> SluiceError {
     use deltalake::ObjectStoreError as Os;
     // Network, throttling and commit conflicts may pass; credentials, permissions, bad paths,
-    // schema and data errors will not, and retrying them would only hide the cause.
-    let (transient, hint) = match &e {
-        DeltaTableError::ObjectStore { source: Os::PermissionDenied { .. } | Os::Unauthenticated { .. } } => {
+    // schema and data errors will not, and retrying them would only hide the cause. The object
+    // store's error may sit deep in the chain (a parquet write wraps it), so the chain decides.
+    let store = chain(&e).find_map(|c| c.downcast_ref::<Os>());
+    let (transient, hint) = match (&e, store) {
+        (_, Some(Os::PermissionDenied { .. } | Os::Unauthenticated { .. })) => {
             (false, "; check the credentials and permissions ([sink.lake.s3] or the AWS_* environment)")
         }
-        DeltaTableError::ObjectStore {
-            source: Os::InvalidPath { .. } | Os::NotSupported { .. } | Os::NotImplemented { .. } | Os::UnknownConfigurationKey { .. },
-        } => (false, ""),
-        DeltaTableError::ObjectStore { .. } | DeltaTableError::Io { .. } | DeltaTableError::VersionAlreadyExists(_) => (true, ""),
-        _ => (false, ""),
+        (_, Some(Os::InvalidPath { .. } | Os::NotSupported { .. } | Os::NotImplemented { .. } | Os::UnknownConfigurationKey { .. })) => {
+            (false, "")
+        }
+        (_, Some(_)) | (DeltaTableError::Io { .. } | DeltaTableError::VersionAlreadyExists(_), _) => (true, ""),
+        _ => (unreachable_endpoint(&e), ""),
     };
     let msg = format!("lake: {what}: {e}{hint}");
     if disk_full(&e) {
@@ -314,6 +316,21 @@ pub fn lake_err(what: &str, e: DeltaTableError) -> SluiceError {
     } else {
         SluiceError::permanent(msg)
     }
+}
+
+/// `e` and its causes.
+fn chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |c| c.source())
+}
+
+/// A request that never reached the storage (refused, reset, timed out), however deeply wrapped
+/// and whether or not the wrapper kept the cause as a `source`.
+fn unreachable_endpoint(e: &(dyn std::error::Error + 'static)) -> bool {
+    const SIGNS: [&str; 6] = ["error sending request", "connection refused", "connection reset", "timed out", "broken pipe", "connection closed"];
+    chain(e).any(|c| {
+        let text = c.to_string().to_ascii_lowercase();
+        SIGNS.iter().any(|s| text.contains(s))
+    })
 }
 
 /// Whether a full disk caused `e`, at any depth of its cause chain.
@@ -353,5 +370,7 @@ mod tests {
         let full = lake_err("append", DeltaTableError::Generic("write parquet: No space left on device (os error 28)".into()));
         assert_eq!(full.kind, sluice_core::ErrorKind::Exhausted);
         assert!(full.message.contains("grow the filesystem"), "{}", full.message);
+        let wrapped = lake_err("append", DeltaTableError::Generic("Failed to parse parquet: External: error sending request for url".into()));
+        assert!(wrapped.is_transient(), "an unreachable endpoint inside a parquet error is retried");
     }
 }

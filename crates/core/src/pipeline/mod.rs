@@ -48,6 +48,9 @@ pub const SINK_QUEUE_BYTES: usize = 64 << 20;
 /// cost every sink a mark and the committer a counter copy per transaction at high rates.
 const BARRIER_EVERY: Duration = Duration::from_millis(20);
 
+/// A sink's queue closed under the head: its task ended, and its own error is the one to report.
+const SINK_GONE: &str = "a sink stopped";
+
 /// Why `run` returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -275,7 +278,9 @@ impl Pipeline {
             }
         };
         let outcome = match (outcome, sink_error) {
+            // A sink's own error says more than "its queue closed".
             (Ok(_), Some(e)) => Err(e),
+            (Err(e), Some(se)) if e.message == SINK_GONE => Err(se),
             (o, _) => o,
         };
         match (outcome, committed) {
@@ -322,7 +327,7 @@ fn refresh_lag(stats: &Stats, source_ts_ms: Option<i64>) {
 impl Fanout {
     async fn push(&self, batch: &Batch) -> Result<()> {
         for q in &self.queues {
-            q.push(batch).await.map_err(|_| SluiceError::permanent("a sink stopped"))?;
+            q.push(batch).await.map_err(|_| SluiceError::permanent(SINK_GONE))?;
         }
         Ok(())
     }
@@ -345,7 +350,7 @@ impl Fanout {
         let pending = Pending { checkpoint, transform_marks, tables: tables.clone(), source_ts_ms };
         self.commits.send(CommitMsg::Pending(id, Box::new(pending))).map_err(|_| SluiceError::permanent("the committer stopped"))?;
         for q in &self.queues {
-            q.barrier(barrier).map_err(|_| SluiceError::permanent("a sink stopped"))?;
+            q.barrier(barrier).map_err(|_| SluiceError::permanent(SINK_GONE))?;
         }
         Ok(())
     }
