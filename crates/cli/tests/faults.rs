@@ -126,6 +126,8 @@ async fn run_until_it_stops(w: &Workdir, db: &MariaDb, seed: u64) -> Out {
 fn assert_stopped_on(out: &Out, cause: &str) {
     assert!(out.code.is_some_and(|c| c != 0 && c != 101), "the run did not fail on the fault:\n{out}");
     assert!(out.stderr.contains(cause), "the run's output does not name the cause ({cause}):\n{out}");
+    // The message a user sees, in the test's output (--nocapture) for the record.
+    eprintln!("stopped as expected: {}", out.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default());
 }
 
 /// How `got` differs from `expected`, in counts (no row values in messages).

@@ -112,7 +112,7 @@ impl LakeSink {
                 // Whatever this table's commit did or did not write, reading its log again
                 // tells the retry where it stands.
                 self.tables.remove(&id);
-                return Err(e.context(format!("lake table {id}")));
+                return Err(e);
             }
         }
         Ok(())

@@ -44,9 +44,12 @@ impl Delta {
             .map_err(|e| lake_err(&format!("open {url}"), e))?;
         let mut d = Self { table, seq: -1, fields: Vec::new(), commits_since_upkeep: 0, fresh_snapshot: false };
         if d.table.version().is_some() {
-            let snap = d.table.snapshot().map_err(|e| lake_err("read table state", e))?;
-            d.seq =
-                snap.transaction_version(d.table.log_store().as_ref(), APP_ID).await.map_err(|e| lake_err("read txn", e))?.unwrap_or(-1);
+            let snap = d.table.snapshot().map_err(|e| lake_err(&format!("read the state of {url}"), e))?;
+            d.seq = snap
+                .transaction_version(d.table.log_store().as_ref(), APP_ID)
+                .await
+                .map_err(|e| lake_err(&format!("read the last seq of {url}"), e))?
+                .unwrap_or(-1);
             let schema = snap.snapshot().arrow_schema();
             d.fields = schema.fields().iter().filter(|f| !f.name().starts_with("_cdc_")).map(|f: &FieldRef| f.as_ref().clone()).collect();
         }
@@ -229,11 +232,17 @@ impl Delta {
             return Ok(());
         }
         self.commits_since_upkeep = 0;
-        let (t, metrics) = self.table.clone().optimize().with_type(OptimizeType::Compact).await.map_err(|e| lake_err("compact", e))?;
+        let uri = self.table.table_url().clone();
+        let (t, metrics) =
+            self.table.clone().optimize().with_type(OptimizeType::Compact).await.map_err(|e| lake_err(&format!("compact {uri}"), e))?;
         debug!(files_added = metrics.num_files_added, files_removed = metrics.num_files_removed, "compacted");
         let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::hours(1));
-        let (t, v) =
-            t.vacuum().with_retention_period(retention).with_enforce_retention_duration(false).await.map_err(|e| lake_err("vacuum", e))?;
+        let (t, v) = t
+            .vacuum()
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .await
+            .map_err(|e| lake_err(&format!("vacuum {uri}"), e))?;
         debug!(files_deleted = v.files_deleted.len(), "vacuumed");
         self.table = t;
         Ok(())
@@ -326,7 +335,8 @@ fn chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &
 /// A request that never reached the storage (refused, reset, timed out), however deeply wrapped
 /// and whether or not the wrapper kept the cause as a `source`.
 fn unreachable_endpoint(e: &(dyn std::error::Error + 'static)) -> bool {
-    const SIGNS: [&str; 6] = ["error sending request", "connection refused", "connection reset", "timed out", "broken pipe", "connection closed"];
+    const SIGNS: [&str; 6] =
+        ["error sending request", "connection refused", "connection reset", "timed out", "broken pipe", "connection closed"];
     chain(e).any(|c| {
         let text = c.to_string().to_ascii_lowercase();
         SIGNS.iter().any(|s| text.contains(s))
@@ -370,7 +380,8 @@ mod tests {
         let full = lake_err("append", DeltaTableError::Generic("write parquet: No space left on device (os error 28)".into()));
         assert_eq!(full.kind, sluice_core::ErrorKind::Exhausted);
         assert!(full.message.contains("grow the filesystem"), "{}", full.message);
-        let wrapped = lake_err("append", DeltaTableError::Generic("Failed to parse parquet: External: error sending request for url".into()));
+        let wrapped =
+            lake_err("append", DeltaTableError::Generic("Failed to parse parquet: External: error sending request for url".into()));
         assert!(wrapped.is_transient(), "an unreachable endpoint inside a parquet error is retried");
     }
 }

@@ -158,7 +158,8 @@ impl Pipeline {
             sink_tasks.spawn(task.run(qrx));
             queues.push(qtx);
         }
-        let mut fan = Fanout { queues, commits: commit_tx, next_barrier: 1, last_barrier: Instant::now(), unsent: None, last_sent: resume.clone() };
+        let mut fan =
+            Fanout { queues, commits: commit_tx, next_barrier: 1, last_barrier: Instant::now(), unsent: None, last_sent: resume.clone() };
 
         let (tx, mut rx) = mpsc::channel(SOURCE_CHANNEL);
         let source_watch = committed_rx.clone();
