@@ -22,17 +22,16 @@ mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::lake::{assert_changelog_exact, lake_table, query};
 use common::moto::Moto;
+use common::tmpfs::Tmpfs;
 use common::workload::{replay, seed_table, source_table, workload, Table};
 use common::{read_events, Out, Workdir};
 use sluice_testkit::{FaultProxy, MariaDb};
-use tempfile::TempDir;
 
 /// `retry_for` of every sink: how long a failing write or commit is retried before the run stops.
 const RETRY_FOR: Duration = Duration::from_secs(3);
@@ -58,56 +57,6 @@ fn jsonl_sink(path: &str, flush_interval: &str) -> String {
 fn lake_sink(path: &str, flush_interval: &str, extra: &str) -> String {
     let retry = RETRY_FOR.as_secs();
     format!("[sink.lake]\npath = \"{path}\"\nflush_interval = \"{flush_interval}\"\nretry_for = \"{retry}s\"\n{extra}\n")
-}
-
-/// A tmpfs on a temp dir, unmounted on drop: a disk that fills up, and can grow afterwards.
-struct Tmpfs {
-    dir: TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("sluice-full-disk-").tempdir().unwrap();
-        mount(&["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"], dir.path());
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Resizes it in place, files kept (`size` as mount(8) takes it: bytes, or `512m`).
-    fn resize(&self, size: &str) {
-        mount(&["-o", &format!("remount,size={size}")], self.path());
-    }
-
-    /// Shrinks it to what it holds now plus `free` bytes.
-    fn leave_free(&self, free: u64) {
-        let out = Command::new("df").args(["-B1", "--output=used"]).arg(self.path()).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let used: u64 = text.lines().last().and_then(|l| l.trim().parse().ok()).unwrap_or_else(|| panic!("df printed {text:?}"));
-        self.resize(&(used + free).to_string());
-    }
-}
-
-fn mount(args: &[&str], dir: &Path) {
-    let out = Command::new("mount").args(args).arg(dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "mount {args:?} {} failed (these tests need root): {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let unmounted = Command::new("umount").arg(self.path()).status().is_ok_and(|s| s.success());
-        if !unmounted {
-            // Still busy (a killed sluice not yet reaped): detach now, freed once it is gone.
-            let _ = Command::new("umount").arg("-l").arg(self.path()).status();
-        }
-    }
 }
 
 /// `sluice run` under a random workload until it stops by itself (at most [`STOP_WITHIN`]).

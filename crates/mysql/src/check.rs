@@ -32,7 +32,8 @@ impl CheckItem {
 }
 
 /// Runs every check; connection failures end the list early (nothing else can be checked).
-pub async fn check(cfg: &MysqlConfig, snapshot: &sluice_core::config::SnapshotConfig) -> Vec<CheckItem> {
+/// `claim` is the connection id holding this process's server_id claim, when it holds one.
+pub async fn check(cfg: &MysqlConfig, snapshot: &sluice_core::config::SnapshotConfig, claim: Option<u64>) -> Vec<CheckItem> {
     let mut items = Vec::new();
     let mut conn = match connect(&cfg.url).await {
         Ok(c) => {
@@ -103,12 +104,14 @@ pub async fn check(cfg: &MysqlConfig, snapshot: &sluice_core::config::SnapshotCo
             format!("[source] server_id {server_id} is the server's own id"),
             "choose another [source] server_id, unique among the server and its replicas",
         )
+    } else if let Some(msg) = crate::claim::claimed_by_another(&mut conn, cfg, claim).await {
+        CheckItem::new("server_id", Status::Fail, msg, "stop the other sluice, or choose another [source] server_id")
     } else {
-        match replica_ids(&mut conn).await {
-            Some(ids) if ids.contains(&cfg.server_id.get()) => CheckItem::new(
+        match crate::claim::replica_with_our_id(&mut conn, cfg).await {
+            Ok(true) => CheckItem::new(
                 "server_id",
                 Status::Fail,
-                format!("a replica (or another sluice) is already connected with server_id {}", cfg.server_id),
+                format!("a replica is connected with server_id {}", cfg.server_id),
                 "choose another [source] server_id; two replicas with one id disconnect each other",
             ),
             _ => CheckItem::ok("server_id", format!("{} is free", cfg.server_id)),
@@ -176,10 +179,4 @@ pub async fn check(cfg: &MysqlConfig, snapshot: &sluice_core::config::SnapshotCo
 
 async fn get(conn: &mut Conn, sql: String) -> Option<String> {
     conn.query_first::<Option<String>, _>(sql).await.ok().flatten().flatten()
-}
-
-/// Server ids of connected replicas, where the user may list them.
-async fn replica_ids(conn: &mut Conn) -> Option<Vec<u32>> {
-    let rows: Vec<mysql_async::Row> = conn.query("SHOW SLAVE HOSTS").await.ok()?;
-    Some(rows.iter().filter_map(|r| r.get::<u32, _>(0)).collect())
 }

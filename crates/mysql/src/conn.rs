@@ -38,6 +38,7 @@ pub fn classify(e: mysql_async::Error, what: &str) -> SluiceError {
                 1045 => (true, "wrong user or password: check [source] url"),
                 1044 | 1142 | 1227 | 1143 => (true, "missing privilege: GRANT SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the sluice user"),
                 1049 => (true, "unknown database"),
+                4052 => (true, "another replica (or sluice) connected with the same server_id and the server dropped this one: give each its own [source] server_id"),
                 1236 => (true, "the server cannot serve the binlog from the requested position (purged or invalid); take a new snapshot: remove the state dir or set [snapshot] mode = \"always\""),
                 1040 | 1053 | 1205 | 1213 | 2006 | 2013 => (false, "the server went away or is busy; retrying"),
                 _ => (true, "see the server's message"),

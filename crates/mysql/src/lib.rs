@@ -2,6 +2,7 @@
 pub mod binlog;
 pub mod charset;
 pub mod check;
+pub mod claim;
 pub mod config;
 pub mod conn;
 pub mod decode;

@@ -6,7 +6,7 @@ use sluice_mysql::check::{check, CheckItem, Status};
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
-    let mut items = check(&cfg.source, &cfg.snapshot).await;
+    let mut items = check(&cfg.source, &cfg.snapshot, None).await;
     items.extend(masking(&cfg));
     print_items(&items);
     Ok(if failed(&items) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
@@ -32,7 +32,7 @@ pub fn print_items(items: &[CheckItem]) {
 
 /// Used by `run`: refuse to start when the server is not ready, printing why.
 pub async fn preflight(cfg: &Config) -> anyhow::Result<()> {
-    let items = check(&cfg.source, &cfg.snapshot).await;
+    let items = check(&cfg.source, &cfg.snapshot, None).await;
     if failed(&items) {
         for i in items.iter().filter(|i| i.status == Status::Fail) {
             eprintln!("FAIL  {}: {}\n      fix: {}", i.name, i.detail, i.fix);

@@ -15,6 +15,8 @@ pub async fn run(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
     let transforms = build_transforms(&cfg)?;
     super::check::preflight(&cfg).await?;
+    // Held until the pipeline ends: a second sluice with this server_id is refused meanwhile.
+    let _claim = sluice_mysql::claim::claim_server_id(&cfg.source).await?;
     let sinks = build_sinks(&cfg)?;
     let store = StateStore::open_locked(&cfg.state.dir)?;
     let sealer = cfg.snapshot_sealer().map_err(anyhow::Error::msg)?;

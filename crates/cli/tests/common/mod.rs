@@ -5,6 +5,7 @@
 
 pub mod lake;
 pub mod moto;
+pub mod tmpfs;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
