@@ -82,6 +82,9 @@ impl Snapshot {
                 && !table.schema.configured_key
                 && table.schema.key.iter().all(|&k| keyset_type(&table.schema.columns[k].ty));
             info!(table = %name, resumed = last_key.is_some(), "snapshotting table");
+            if table.schema.configured_key && last_key.is_none() {
+                self.refuse_duplicate_keys(table).await?;
+            }
             loop {
                 let sql = select_sql(table, last_key.as_deref(), keyset.then_some(chunk));
                 let (rows, key) = self.read_chunk(table, &sql, cursor, out, &bar).await?;
@@ -105,6 +108,28 @@ impl Snapshot {
         }
         bar.finish_and_clear();
         Ok(true)
+    }
+
+    /// A key from `[source] keys` is enforced by nothing: rows sharing one would be merged into
+    /// one in current-state sinks. Counted in the snapshot's own view of the table; the message
+    /// gives the count, never a value.
+    async fn refuse_duplicate_keys(&mut self, table: &TableInfo) -> Result<(), SluiceError> {
+        let id = &table.schema.id;
+        let cols = table.schema.key.iter().map(|&k| quote_ident(&table.schema.columns[k].name)).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM {}.{} GROUP BY {cols} HAVING COUNT(*) > 1) d",
+            quote_ident(&id.db),
+            quote_ident(&id.table)
+        );
+        let dups: Option<u64> = self.conn.query_first(sql).await.map_err(|e| classify(e, &format!("check the configured key of {id}")))?;
+        match dups.unwrap_or(0) {
+            0 => Ok(()),
+            n => Err(SluiceError::permanent(format!(
+                "[source] keys for {id} ({}) is not unique: {n} key value(s) appear on more than one row, and a lake would merge \
+                 those rows into one; choose key columns that identify each row (or add a primary key to the table)",
+                table.schema.key_names().join(", ")
+            ))),
+        }
     }
 
     /// One SELECT, streamed. Returns the row count (None if the channel closed) and the key of the last row.

@@ -8,6 +8,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
     let mut items = check(&cfg.source, &cfg.snapshot, None).await;
     items.extend(masking(&cfg));
+    items.extend(masked_keys(&cfg).await);
     print_items(&items);
     Ok(if failed(&items) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
@@ -32,7 +33,8 @@ pub fn print_items(items: &[CheckItem]) {
 
 /// Used by `run`: refuse to start when the server is not ready, printing why.
 pub async fn preflight(cfg: &Config) -> anyhow::Result<()> {
-    let items = check(&cfg.source, &cfg.snapshot, None).await;
+    let mut items = check(&cfg.source, &cfg.snapshot, None).await;
+    items.extend(masked_keys(cfg).await);
     if failed(&items) {
         for i in items.iter().filter(|i| i.status == Status::Fail) {
             eprintln!("FAIL  {}: {}\n      fix: {}", i.name, i.detail, i.fix);
@@ -60,5 +62,44 @@ fn masking(cfg: &Config) -> Option<CheckItem> {
             "",
         ),
         Err(e) => CheckItem::new("masking", Status::Fail, what, e.message),
+    })
+}
+
+/// `[[mask]]` rules that cover a key column (a primary key or `[source] keys`): the lake merges
+/// by key, so such a column can only be hashed, and only with a masking key.
+async fn masked_keys(cfg: &Config) -> Option<CheckItem> {
+    if cfg.mask.is_empty() {
+        return None;
+    }
+    let mut conn = sluice_mysql::conn::connect(&cfg.source.url).await.ok()?;
+    let ids = sluice_mysql::schema::list_tables(&mut conn, &cfg.source).await.ok()?;
+    let mut covered = Vec::new();
+    for id in ids {
+        let Ok(mut t) = sluice_mysql::schema::load_table(&mut conn, &id).await else { continue };
+        cfg.apply_keys(std::sync::Arc::make_mut(&mut t.schema));
+        for &k in &t.schema.key {
+            let col = &t.schema.columns[k].name;
+            if let Some(n) = cfg.mask.iter().position(|r| r.columns.iter().any(|p| p.matches(&id.db, &id.table, col))) {
+                covered.push(format!("{id}.{col} (rule {})", n + 1));
+            }
+        }
+    }
+    if covered.is_empty() {
+        return None;
+    }
+    let list = covered.join(", ");
+    Some(match sluice_transform::MaskKey::load(cfg) {
+        Ok(Some(_)) => CheckItem::new(
+            "masked keys",
+            Status::Warn,
+            format!("[[mask]] covers key column(s) {list}: they are hashed instead, so the lake can still merge by key"),
+            "leave key columns out of [[mask]] columns if they hold no PII",
+        ),
+        _ => CheckItem::new(
+            "masked keys",
+            Status::Fail,
+            format!("[[mask]] covers key column(s) {list}, which can only be masked with \"hash\" (the lake merges by key), and no masking key is set"),
+            format!("leave the key columns out of [[mask]] columns, or set {} (or [mask_key] file) so they are hashed", sluice_core::config::MASK_KEY_ENV),
+        ),
     })
 }
