@@ -64,6 +64,10 @@ pub struct State {
     /// in commit time: 0 when it covered everything the server had.
     #[serde(default)]
     pub lag_ms: Option<i64>,
+    /// What the pipeline captured with (opaque here: the binary records the source's table
+    /// selection), so a later run can tell which tables newly match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<Json>,
 }
 
 /// The state directory. Holding a `StateStore` holds an exclusive lock on it, so two pipelines

@@ -153,12 +153,26 @@ pub async fn check(cfg: &MysqlConfig, snapshot: &sluice_core::config::SnapshotCo
             format!("GRANT SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the user of {user}"),
         )
     });
-    items.push(if tables.is_empty() {
+    let all = crate::schema::all_tables(&mut conn).await.unwrap_or_default();
+    let unmatched: Vec<String> = cfg
+        .tables
+        .iter()
+        .filter(|p| !all.iter().any(|t| p.matches(&t.db, &t.table)) && !cfg.later.iter().any(|l| l.to_string() == p.to_string()))
+        .map(|p| p.to_string())
+        .collect();
+    items.push(if !unmatched.is_empty() {
+        CheckItem::new(
+            "tables",
+            Status::Fail,
+            format!("[source] tables pattern(s) {} match no table", unmatched.join(", ")),
+            "fix the pattern (db.table, * and ? globs); for a table that will be created later, list its pattern in [source] later too",
+        )
+    } else if tables.is_empty() {
         CheckItem::new(
             "tables",
             Status::Warn,
-            "no existing table matches [source] tables",
-            "check the patterns; tables created later are captured when they appear",
+            "no existing table matches [source] tables (every pattern is listed in [source] later)",
+            "tables created later are captured when they appear",
         )
     } else {
         CheckItem::ok(

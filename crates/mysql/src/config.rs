@@ -18,6 +18,10 @@ pub struct MysqlConfig {
     pub tables: Vec<TablePattern>,
     #[serde(default)]
     pub exclude: Vec<TablePattern>,
+    /// Patterns of `tables` for tables that will be created later: `check` does not fail when
+    /// they match nothing yet (any other pattern that matches nothing is taken for a typo).
+    #[serde(default)]
+    pub later: Vec<TablePattern>,
     /// Key columns for tables without a primary key, e.g. `{ "demo.users" = ["userid"] }`,
     /// so the lake can keep their current state.
     #[serde(default)]
@@ -47,6 +51,13 @@ fn default_heartbeat() -> HumanDuration {
 impl SourceSettings for MysqlConfig {
     fn selection(&self) -> Selection<'_> {
         Selection { tables: &self.tables, exclude: &self.exclude, keys: &self.keys }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match self.later.iter().find(|l| !self.tables.iter().any(|t| t.to_string() == l.to_string())) {
+            Some(l) => Err(format!("[source] later lists {l}, which is not in [source] tables: list it in both")),
+            None => Ok(()),
+        }
     }
 }
 

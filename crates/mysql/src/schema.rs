@@ -29,6 +29,11 @@ pub struct TableInfo {
 
 /// Captured base tables, in a stable order.
 pub async fn list_tables(conn: &mut Conn, cfg: &MysqlConfig) -> Result<Vec<TableId>, SluiceError> {
+    Ok(all_tables(conn).await?.into_iter().filter(|id| cfg.captures(&id.db, &id.table)).collect())
+}
+
+/// Every user base table on the server, in a stable order.
+pub async fn all_tables(conn: &mut Conn) -> Result<Vec<TableId>, SluiceError> {
     let rows: Vec<(String, String)> = conn
         .query(
             "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
@@ -36,7 +41,15 @@ pub async fn list_tables(conn: &mut Conn, cfg: &MysqlConfig) -> Result<Vec<Table
         )
         .await
         .map_err(|e| classify(e, "list tables"))?;
-    Ok(rows.into_iter().filter(|(d, t)| cfg.captures(d, t)).map(|(d, t)| TableId::new(d, t)).collect())
+    Ok(rows.into_iter().map(|(d, t)| TableId::new(d, t)).collect())
+}
+
+/// Whether the table holds at least one row.
+pub async fn has_rows(conn: &mut Conn, id: &TableId) -> Result<bool, SluiceError> {
+    let q = |s: &str| format!("`{}`", s.replace('`', "``"));
+    let sql = format!("SELECT 1 FROM {}.{} LIMIT 1", q(&id.db), q(&id.table));
+    let row: Option<u8> = conn.query_first(sql).await.map_err(|e| classify(e, &format!("read {id}")))?;
+    Ok(row.is_some())
 }
 
 pub async fn load_table(conn: &mut Conn, id: &TableId) -> Result<TableInfo, SluiceError> {

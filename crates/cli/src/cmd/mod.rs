@@ -1,4 +1,5 @@
 pub mod check;
+pub mod gaps;
 pub mod lake;
 pub mod query;
 pub mod run;

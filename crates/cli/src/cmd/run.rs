@@ -19,9 +19,11 @@ pub async fn run(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
     let _claim = sluice_mysql::claim::claim_server_id(&cfg.source).await?;
     let sinks = build_sinks(&cfg)?;
     let store = StateStore::open_locked(&cfg.state.dir)?;
+    super::gaps::refuse_gaps(&cfg, &store.load()?).await?;
     let sealer = cfg.snapshot_sealer().map_err(anyhow::Error::msg)?;
     let source = MysqlSource::new(cfg.source.clone(), cfg.snapshot.clone(), sealer);
-    let pipeline = Pipeline { source: Box::new(source), transforms, sinks, store, once, stats: Stats::default() };
+    let capture = Some(super::gaps::capture(&cfg));
+    let pipeline = Pipeline { source: Box::new(source), transforms, sinks, store, once, stats: Stats::default(), capture };
     let stopped = pipeline.run(shutdown_signal()).await.context("pipeline stopped")?;
     match stopped {
         Stopped::CaughtUp => info!("caught up with the binlog end seen at start (--once)"),

@@ -77,6 +77,8 @@ pub struct Pipeline {
     pub once: bool,
     /// Live stats, readable while the pipeline runs.
     pub stats: Stats,
+    /// Recorded in the state with every commit (see [`crate::state::State::capture`]).
+    pub capture: Option<serde_json::Value>,
 }
 
 /// The head's side of the sinks.
@@ -95,8 +97,11 @@ impl Pipeline {
     /// Runs until `shutdown` resolves, the source or a sink fails, or (with `once`) the source
     /// caught up. On every exit path, what every sink made durable is committed first.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<Stopped> {
-        let Pipeline { mut source, mut transforms, mut sinks, store, once, stats } = self;
-        let state = store.load()?;
+        let Pipeline { mut source, mut transforms, mut sinks, store, once, stats, capture } = self;
+        let mut state = store.load()?;
+        if capture.is_some() {
+            state.capture = capture;
+        }
         for t in &mut transforms {
             t.open(state.transforms.get(t.name()).cloned())?;
         }

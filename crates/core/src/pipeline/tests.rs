@@ -140,6 +140,7 @@ fn pipeline(dir: &std::path::Path, sinks: Vec<SinkSpec>) -> Pipeline {
         store: StateStore::open_locked(dir).unwrap(),
         once: true,
         stats: Stats::default(),
+        capture: None,
     }
 }
 

@@ -1,0 +1,70 @@
+//! No silent initial-load gap: a run that resumes refuses to start when a table newly matches
+//! `[source] tables` (its existing rows were never loaded) or a sink was added (it would get
+//! only changes from now on), naming the table or sink and the fix. `[snapshot] mode =
+//! "always"` loads everything again, and `"never"` asks for no initial load: both skip this.
+use anyhow::bail;
+use serde_json::{json, Value as Json};
+use sluice_core::config::{SnapshotMode, TablePattern};
+use sluice_core::state::State;
+
+use crate::config::Config;
+
+/// What the state records of the selection ([`State::capture`]).
+pub fn capture(cfg: &Config) -> Json {
+    let names = |ps: &[TablePattern]| ps.iter().map(ToString::to_string).collect::<Vec<_>>();
+    json!({ "tables": names(&cfg.source.tables), "exclude": names(&cfg.source.exclude) })
+}
+
+pub async fn refuse_gaps(cfg: &Config, state: &State) -> anyhow::Result<()> {
+    if state.checkpoint.is_none() || cfg.snapshot.mode != SnapshotMode::Initial {
+        return Ok(());
+    }
+    let dir = cfg.state.dir.display();
+    for s in cfg.sink.configured() {
+        if !state.sinks.contains_key(s.name()) {
+            bail!(
+                "[sink.{name}] was added after this pipeline first ran (state dir {dir}): it would get only the changes from now on, \
+                 never the rows captured before. To fill it, run once with [snapshot] mode = \"always\" (every sink receives all rows \
+                 again as snapshot reads), or start over with an empty state dir; or remove [sink.{name}]",
+                name = s.name()
+            );
+        }
+    }
+    let Some(before) = state.capture.as_ref().and_then(|c| Selection::from_json(c)) else { return Ok(()) };
+    let mut conn = sluice_mysql::conn::connect(&cfg.source.url).await?;
+    let mut newly = Vec::new();
+    for id in sluice_mysql::schema::list_tables(&mut conn, &cfg.source).await? {
+        if !before.captures(&id.db, &id.table) && sluice_mysql::schema::has_rows(&mut conn, &id).await? {
+            newly.push(id.to_string());
+        }
+    }
+    if !newly.is_empty() {
+        bail!(
+            "table(s) {} now match [source] tables but were not captured before: their existing rows were never loaded. \
+             Run once with [snapshot] mode = \"always\" to read every table again (sinks receive all rows again as snapshot reads), \
+             or leave them out of [source] tables",
+            newly.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The selection a previous run recorded.
+struct Selection {
+    tables: Vec<TablePattern>,
+    exclude: Vec<TablePattern>,
+}
+
+impl Selection {
+    fn from_json(v: &Json) -> Option<Self> {
+        let list = |k: &str| -> Option<Vec<TablePattern>> {
+            v.get(k)?.as_array()?.iter().map(|p| p.as_str().and_then(|s| TablePattern::parse(s).ok())).collect()
+        };
+        Some(Self { tables: list("tables")?, exclude: list("exclude")? })
+    }
+
+    fn captures(&self, db: &str, table: &str) -> bool {
+        let no_keys = Default::default();
+        sluice_core::config::Selection { tables: &self.tables, exclude: &self.exclude, keys: &no_keys }.captures(db, table)
+    }
+}
