@@ -7,9 +7,11 @@ use crate::config::Config;
 use anyhow::bail;
 use clap::ValueEnum;
 use sluice_core::config::{EventFormat, TablePattern};
-use sluice_core::TableId;
-use sluice_jsonl::{TailFrom, TailOptions};
+use sluice_core::state::StateStore;
+use sluice_jsonl::{JsonlConfig, TailFrom, TailOptions};
 use sluice_lake::changelog::ChangelogReader;
+use sluice_lake::query::discover;
+use sluice_lake::Storage;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum From {
@@ -61,6 +63,12 @@ pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
         Source::Events => false,
         Source::Auto => events_file.is_none() && cfg.sink.lake.as_ref().is_some(),
     };
+    if nothing_captured(&cfg, events_file)? {
+        bail!(
+            "nothing was captured yet (no events file, no lake tables, no committed state): run `sluice run -c {}` first",
+            path.display()
+        );
+    }
     let mut out = BufWriter::new(std::io::stdout());
     let printing = async {
         if use_lake {
@@ -90,10 +98,23 @@ pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// No committed state, no events file and no lake table: no run has delivered anything.
+fn nothing_captured(cfg: &Config, events_file: Option<&JsonlConfig>) -> anyhow::Result<bool> {
+    let state = StateStore::open_read_only(&cfg.state.dir).load()?;
+    if state.checkpoint.is_some() || state.committed_at_ms > 0 || events_file.is_some_and(|j| Path::new(&j.path).exists()) {
+        return Ok(false);
+    }
+    match &cfg.sink.lake {
+        // Without a state there are no known tables: on S3 (not listed) that means none.
+        Some(lake) => Ok(discover(&Storage::new(lake)?, &[]).is_empty()),
+        None => Ok(true),
+    }
+}
+
 /// Follows the lake's changelog tables: durable and replayable, no broker needed.
 async fn tail_lake(cfg: &Config, args: &TailArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let (storage, tables) = super::lake_tables(cfg)?;
-    let known: Vec<TableId> = tables.into_iter().map(|(id, _)| id).collect();
+    let storage = super::lake_storage(cfg, "tail --source lake")?;
+    let known = super::known_tables(cfg)?;
     let filter = args.table.as_deref().map(TablePattern::parse).transpose().map_err(anyhow::Error::msg)?;
     let mut reader = ChangelogReader::new(storage, known, filter, args.from == From::Latest);
     let format = args.format.event_format();
