@@ -1,3 +1,4 @@
+use std::collections::BTreeSet;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,10 +8,12 @@ use crate::config::Config;
 use anyhow::bail;
 use clap::ValueEnum;
 use sluice_core::config::{EventFormat, TablePattern};
+use sluice_core::encode::{debezium, dms_keyed};
 use sluice_core::state::StateStore;
+use sluice_core::TableId;
 use sluice_jsonl::{JsonlConfig, TailFrom, TailOptions};
 use sluice_lake::changelog::ChangelogReader;
-use sluice_lake::query::discover;
+use sluice_lake::query::{discover, existing};
 use sluice_lake::Storage;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,6 +90,10 @@ pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
             format: args.format.event_format(),
             follow: args.follow,
             poll: Duration::from_millis(50),
+            keyless: match (j.format, args.format) {
+                (EventFormat::Debezium, Format::Dms) => keyless_tables(&cfg).await?,
+                _ => BTreeSet::new(),
+            },
         };
         sluice_jsonl::tail(Path::new(&j.path), j.format, &opts, &mut out).await.map(drop)
     };
@@ -111,20 +118,33 @@ fn nothing_captured(cfg: &Config, events_file: Option<&JsonlConfig>) -> anyhow::
     }
 }
 
+/// The tables the lake holds only the changelog of (no key), for DMS's `partition-key-type`
+/// when re-encoding Debezium lines (which do not say). Empty without a lake.
+async fn keyless_tables(cfg: &Config) -> anyhow::Result<BTreeSet<TableId>> {
+    let Some(lake) = &cfg.sink.lake else { return Ok(BTreeSet::new()) };
+    let storage = Storage::new(lake)?;
+    let tables = existing(&storage, &super::known_tables(cfg)?).await?;
+    let keyed: BTreeSet<&TableId> = tables.iter().filter(|(_, changes)| !changes).map(|(id, _)| id).collect();
+    Ok(tables.iter().filter(|(id, changes)| *changes && !keyed.contains(id)).map(|(id, _)| id.clone()).collect())
+}
+
 /// Follows the lake's changelog tables: durable and replayable, no broker needed.
 async fn tail_lake(cfg: &Config, args: &TailArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let storage = super::lake_storage(cfg, "tail --source lake")?;
     let known = super::known_tables(cfg)?;
     let filter = args.table.as_deref().map(TablePattern::parse).transpose().map_err(anyhow::Error::msg)?;
     let mut reader = ChangelogReader::new(storage, known, filter, args.from == From::Latest);
-    let format = args.format.event_format();
     let mut printed = 0usize;
     loop {
         let want = args.limit.map_or(usize::MAX, |l| l - printed);
         let events = reader.poll(want).await?;
         let idle = events.is_empty();
         for ev in events.iter().take(want) {
-            let line = sluice_core::encode::encode(ev, format, ev.ts_ms);
+            let line = match args.format {
+                // The changelog does not keep the key: whether there is one, the lake says.
+                Format::Dms => dms_keyed(ev, reader.keyed(&ev.schema.id)),
+                Format::Debezium => debezium(ev, ev.ts_ms),
+            };
             if writeln!(out, "{line}").is_err() {
                 return Ok(());
             }
