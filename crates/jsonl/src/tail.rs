@@ -1,5 +1,6 @@
 //! Reading an events file back (`sluice tail`), optionally following it as the pipeline appends.
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 use sluice_core::config::{EventFormat, TablePattern};
 use sluice_core::encode::debezium_to_dms;
+use sluice_core::TableId;
 
 use crate::lines::Lines;
 
@@ -35,6 +37,9 @@ pub struct TailOptions {
     pub follow: bool,
     /// How often to look for new lines while following.
     pub poll: Duration,
+    /// Tables known to have no key: DMS records re-encoded from Debezium lines (which do not
+    /// say) get `partition-key-type` `schema-table` for these, `primary-key` for the others.
+    pub keyless: BTreeSet<TableId>,
 }
 
 impl Default for TailOptions {
@@ -46,6 +51,7 @@ impl Default for TailOptions {
             format: EventFormat::Debezium,
             follow: false,
             poll: Duration::from_millis(200),
+            keyless: BTreeSet::new(),
         }
     }
 }
@@ -119,6 +125,7 @@ struct Filter {
     file_format: EventFormat,
     table: Option<TablePattern>,
     to_dms: bool,
+    keyless: BTreeSet<TableId>,
 }
 
 impl Filter {
@@ -132,7 +139,7 @@ impl Filter {
             _ => false,
         };
         let table = opts.table.as_deref().map(TablePattern::parse).transpose().map_err(anyhow::Error::msg)?;
-        Ok(Self { file_format, table, to_dms })
+        Ok(Self { file_format, table, to_dms, keyless: opts.keyless.clone() })
     }
 
     /// The output line (with its '\n') for `line`, or `None` when it is filtered out. Messages
@@ -143,7 +150,9 @@ impl Filter {
             if !self.matches(&event["source"]["db"], &event["source"]["table"]) {
                 return Ok(None);
             }
-            let dms = debezium_to_dms(&event).context("not a Debezium change event")?;
+            let (db, table) = (event["source"]["db"].as_str().unwrap_or_default(), event["source"]["table"].as_str().unwrap_or_default());
+            let keyed = !self.keyless.contains(&TableId::new(db, table));
+            let dms = debezium_to_dms(&event, keyed).context("not a Debezium change event")?;
             let mut buf = serde_json::to_vec(&dms)?;
             buf.push(b'\n');
             return Ok(Some(Cow::Owned(buf)));

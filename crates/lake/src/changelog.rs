@@ -1,6 +1,6 @@
 //! Reading changelog tables back as change events: `sluice tail` over the lake. The lake is
 //! durable and replayable (`--from earliest`), so the embedded default needs no broker.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use deltalake::arrow::array::{Array, AsArray};
@@ -16,7 +16,7 @@ use sluice_core::schema::{Column, SqlType, TableSchema};
 use sluice_core::{SluiceError, TableId, Value};
 
 use crate::convert::{BEFORE_KEY, OP, SEQ, TS, TX};
-use crate::query::{discover, run_sql};
+use crate::query::{discover, run_sql, sql_name};
 use crate::storage::Storage;
 use crate::table::lake_err;
 
@@ -32,24 +32,41 @@ pub struct ChangelogReader {
     read: BTreeMap<TableId, (i64, i64)>,
     /// Tables first seen from now on start at their end (`--from latest`), not their start.
     skip_existing: bool,
+    /// Tables seen with a current-state table (they have a key).
+    keyed: BTreeSet<TableId>,
 }
 
 impl ChangelogReader {
     /// `known` adds tables the state file lists (S3 roots cannot be listed cheaply).
     pub fn new(storage: Storage, known: Vec<TableId>, filter: Option<TablePattern>, from_latest: bool) -> Self {
-        Self { storage, known, filter, read: BTreeMap::new(), skip_existing: from_latest }
+        Self { storage, known, filter, read: BTreeMap::new(), skip_existing: from_latest, keyed: BTreeSet::new() }
+    }
+
+    /// Whether `id` has a current-state table in the lake, i.e. a key (a primary key or
+    /// `[source] keys`); a table without one has only its changelog. Known for the tables
+    /// [`ChangelogReader::poll`] has returned events of.
+    pub fn keyed(&self, id: &TableId) -> bool {
+        self.keyed.contains(id)
     }
 
     /// Changes committed since the last call (at most about `max`), in `_cdc_seq` order.
     pub async fn poll(&mut self, max: usize) -> Result<Vec<ChangeEvent>, SluiceError> {
-        let tables: Vec<TableId> = discover(&self.storage, &self.known)
+        let found = discover(&self.storage, &self.known);
+        let unchecked: Vec<&TableId> =
+            found.iter().filter(|(id, changes)| !changes && !self.keyed.contains(id)).map(|(id, _)| id).collect();
+        for id in unchecked {
+            if self.open(id, false).await?.is_some() {
+                self.keyed.insert(id.clone());
+            }
+        }
+        let tables: Vec<TableId> = found
             .into_iter()
             .filter(|(id, changes)| *changes && self.filter.as_ref().is_none_or(|p| p.matches(&id.db, &id.table)))
             .map(|(id, _)| id)
             .collect();
         let mut events = Vec::new();
         for id in tables {
-            let Some(table) = self.open(&id).await? else { continue };
+            let Some(table) = self.open(&id, true).await? else { continue };
             let version = table.version().map_or(-1, |v| v as i64);
             let (seen_version, last_seq) = self.read.get(&id).copied().unwrap_or((-1, -1));
             if version == seen_version {
@@ -82,12 +99,12 @@ impl ChangelogReader {
         Ok(events)
     }
 
-    async fn open(&self, id: &TableId) -> Result<Option<DeltaTable>, SluiceError> {
-        let url = self.storage.table_url(id, true)?;
+    async fn open(&self, id: &TableId, changes: bool) -> Result<Option<DeltaTable>, SluiceError> {
+        let url = self.storage.table_url(id, changes)?;
         match DeltaTable::try_from_url_with_storage_options(url, self.storage.options().clone()).await {
             Ok(t) if t.version().is_some() => Ok(Some(t)),
             Ok(_) => Ok(None),
-            Err(e) => Err(lake_err(&format!("open {id}__changes"), e)),
+            Err(e) => Err(lake_err(&format!("open {}", sql_name(id, changes)), e)),
         }
     }
 }

@@ -41,7 +41,7 @@ pub struct LakeSink {
 impl LakeSink {
     pub fn new(cfg: &LakeConfig) -> Result<Self, SluiceError> {
         let mut sink = Self {
-            storage: Storage::new(cfg)?,
+            storage: Storage::create(cfg)?,
             cfg: cfg.clone(),
             tables: HashMap::new(),
             pending: Vec::new(),

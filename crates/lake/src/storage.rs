@@ -1,5 +1,6 @@
 //! Where the lake lives: a local directory or `s3://bucket/prefix`, with the S3 settings.
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use crate::config::LakeConfig;
@@ -14,19 +15,30 @@ pub struct Storage {
 }
 
 impl Storage {
+    /// The lake of `cfg`, as it is: creates nothing (read-only commands use this). A local path
+    /// that does not exist yet is fine (an empty lake); one that is a file is an error.
     pub fn new(cfg: &LakeConfig) -> Result<Self, SluiceError> {
         let root = if cfg.path.starts_with("s3://") || cfg.path.starts_with("s3a://") {
             static REGISTER: Once = Once::new();
             REGISTER.call_once(|| deltalake::aws::register_handlers(None));
             let p = if cfg.path.ends_with('/') { cfg.path.clone() } else { format!("{}/", cfg.path) };
-            Url::parse(&p).map_err(|e| SluiceError::permanent(format!("[sink.lake] path {}: {e}", cfg.path)))?
+            Url::parse(&p)
+                .map_err(|e| SluiceError::permanent(format!("[sink.lake] path {}: not a valid s3:// url", cfg.path)).with_source(e))?
         } else if cfg.path.contains("://") {
             return Err(SluiceError::permanent(format!("[sink.lake] path {}: only local paths and s3:// are supported", cfg.path)));
         } else {
-            std::fs::create_dir_all(&cfg.path)
-                .map_err(|e| SluiceError::permanent(format!("cannot create the lake directory {}: {e}", cfg.path)))?;
-            let abs = std::fs::canonicalize(&cfg.path).map_err(|e| SluiceError::permanent(format!("lake path {}: {e}", cfg.path)))?;
-            Url::from_directory_path(&abs).map_err(|_| SluiceError::permanent(format!("lake path {} is not absolute", abs.display())))?
+            let path = Path::new(&cfg.path);
+            if path.exists() && !path.is_dir() {
+                return Err(SluiceError::permanent(format!(
+                    "[sink.lake] path {} is a file, not a directory: point it at a directory (it is created if missing)",
+                    cfg.path
+                )));
+            }
+            // The real path of an existing lake; a missing one made absolute as written.
+            let abs = if path.exists() { std::fs::canonicalize(path) } else { std::path::absolute(path) }
+                .map_err(|e| SluiceError::permanent(format!("[sink.lake] path {}: cannot resolve it", cfg.path)).with_source(e))?;
+            Url::from_directory_path(&abs)
+                .map_err(|_| SluiceError::permanent(format!("[sink.lake] path {} is not absolute", abs.display())))?
         };
         let mut options = HashMap::new();
         let s3 = &cfg.s3;
@@ -49,6 +61,27 @@ impl Storage {
         // One writer per lake (the state dir is locked), so S3's lack of atomic rename is safe.
         put("AWS_S3_ALLOW_UNSAFE_RENAME", Some("true"));
         Ok(Self { root, options })
+    }
+
+    /// Like [`Storage::new`], and creates a local lake directory that does not exist yet: for
+    /// the sink (`sluice run`), the only writer.
+    pub fn create(cfg: &LakeConfig) -> Result<Self, SluiceError> {
+        let storage = Self::new(cfg)?;
+        let Some(dir) = storage.local_root().filter(|d| !d.is_dir()) else { return Ok(storage) };
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            SluiceError::permanent(format!("[sink.lake] path {}: cannot create the lake directory", cfg.path)).with_source(e)
+        })?;
+        // Again, now that it exists: the root is the directory's real path.
+        Self::new(cfg)
+    }
+
+    /// The directory of a local lake.
+    pub fn local_root(&self) -> Option<PathBuf> {
+        if self.is_local() {
+            self.root.to_file_path().ok()
+        } else {
+            None
+        }
     }
 
     pub fn is_local(&self) -> bool {

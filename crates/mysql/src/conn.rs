@@ -30,6 +30,11 @@ pub async fn flavor(conn: &mut Conn) -> Result<Flavor, SluiceError> {
 
 /// Maps a driver error to sluice's error kinds, with a message that says what to do.
 /// Never includes the password (the driver's messages don't carry it; `what` is redacted).
+///
+/// The driver's errors repeat their cause in their own text at every level ("Input/output
+/// error: Input/output error: Connection refused"), so printing them with their chain says
+/// it three times: the message carries the innermost cause once, and the driver's error is
+/// not kept as the source.
 pub fn classify(e: mysql_async::Error, what: &str) -> SluiceError {
     use mysql_async::Error as E;
     match &e {
@@ -44,10 +49,31 @@ pub fn classify(e: mysql_async::Error, what: &str) -> SluiceError {
                 _ => (true, "see the server's message"),
             };
             let msg = format!("{what}: server error {} ({}): {} — {hint}", s.code, s.state, s.message);
-            let err = if kind_permanent { SluiceError::permanent(msg) } else { SluiceError::transient(msg) };
-            err.with_source(e)
+            if kind_permanent {
+                SluiceError::permanent(msg)
+            } else {
+                SluiceError::transient(msg)
+            }
         }
-        E::Io(_) | E::Driver(_) => SluiceError::transient(format!("{what}: {e}")).with_source(e),
-        _ => SluiceError::permanent(format!("{what}: {e}")).with_source(e),
+        E::Io(_) | E::Driver(_) => SluiceError::transient(format!("{what}: {}", innermost(&e))),
+        _ => SluiceError::permanent(format!("{what}: {}", innermost(&e))),
+    }
+}
+
+/// The text of the last error in `e`'s cause chain (it holds what all the others repeat).
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(e), |c| c.source()).last().unwrap_or(e).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_driver_error_says_its_cause_once() {
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        let e = classify(mysql_async::Error::Io(mysql_async::IoError::Io(refused)), "cannot connect to mysql://u:***@h:1");
+        assert_eq!(e.chain(), "cannot connect to mysql://u:***@h:1: Connection refused (os error 111)");
+        assert!(e.is_transient());
     }
 }

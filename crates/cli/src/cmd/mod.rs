@@ -10,18 +10,45 @@ pub mod validate;
 use std::path::Path;
 
 use crate::config::Config;
-use anyhow::Context;
+use anyhow::{bail, Context};
+use sluice_core::state::StateStore;
+use sluice_core::TableId;
+use sluice_lake::query::Lake;
+use sluice_lake::Storage;
 
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     Config::load(path).context("invalid configuration")
 }
 
-/// The lake of a config, and the tables it holds (found on disk, and named in the state).
-pub fn lake_tables(cfg: &Config) -> anyhow::Result<(sluice_lake::Storage, Vec<(sluice_core::TableId, bool)>)> {
-    let lake = cfg.sink.lake.as_ref().context("the config has no [sink.lake]: nothing to query")?;
-    let storage = sluice_lake::Storage::new(lake)?;
-    let state = sluice_core::state::StateStore::open_read_only(&cfg.state.dir).load()?;
-    let known: Vec<sluice_core::TableId> =
-        state.tables.keys().filter_map(|k| k.split_once('.')).map(|(d, t)| sluice_core::TableId::new(d, t)).collect();
-    Ok((storage.clone(), sluice_lake::query::discover(&storage, &known)))
+/// The lake of a config, as it is (nothing is created): `sluice <what>` reads it.
+pub fn lake_storage(cfg: &Config, what: &str) -> anyhow::Result<Storage> {
+    let lake = cfg.sink.lake.as_ref().with_context(|| {
+        format!(
+            "`sluice {what}` reads the lake, and the config has no [sink.lake]: add a [sink.lake] section \
+             (path = \"./lake\") and run `sluice run` to fill it"
+        )
+    })?;
+    Ok(Storage::new(lake)?)
+}
+
+/// The tables the committed state names: how tables are found on S3, which is not listed.
+pub fn known_tables(cfg: &Config) -> anyhow::Result<Vec<TableId>> {
+    let state = StateStore::open_read_only(&cfg.state.dir).load()?;
+    Ok(state.tables.keys().filter_map(|k| k.split_once('.')).map(|(d, t)| TableId::new(d, t)).collect())
+}
+
+/// The lake's SQL session; an error saying what to do when it holds no table yet.
+pub async fn open_lake(cfg: &Config, config_path: &Path, what: &str) -> anyhow::Result<Lake> {
+    let storage = lake_storage(cfg, what)?;
+    let lake = Lake::open(&storage, &known_tables(cfg)?).await?;
+    if lake.is_empty() {
+        bail!("{}", empty_lake(cfg, config_path));
+    }
+    Ok(lake)
+}
+
+/// "The lake … holds no tables yet": nothing was captured into it.
+pub fn empty_lake(cfg: &Config, config_path: &Path) -> String {
+    let path = cfg.sink.lake.as_ref().map_or("", |l| l.path.as_str());
+    format!("the lake at {path} holds no tables yet: nothing was captured; run `sluice run -c {}` first", config_path.display())
 }

@@ -2,7 +2,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::ValueEnum;
-use sluice_lake::query::{render, run_sql, session, Format as LakeFormat};
+use sluice_lake::query::{render, Format as LakeFormat};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -13,9 +13,8 @@ pub enum Format {
 
 pub async fn run(path: &Path, sql: &str, format: Format) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
-    let (storage, tables) = super::lake_tables(&cfg)?;
-    let ctx = session(&storage, &tables).await?;
-    let batches = run_sql(&ctx, sql).await?;
+    let lake = super::open_lake(&cfg, path, "query").await?;
+    let batches = lake.sql(sql).await?;
     let format = match format {
         Format::Table => LakeFormat::Table,
         Format::Csv => LakeFormat::Csv,

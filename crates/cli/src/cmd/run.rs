@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use crate::config::Config;
 use anyhow::{bail, Context};
 use sluice_core::pipeline::{Pipeline, SinkSpec, Stopped};
+use sluice_core::sink::SinkConfig;
 use sluice_core::state::StateStore;
 use sluice_core::stats::Stats;
 use sluice_core::transform::Transform;
@@ -42,12 +43,17 @@ pub(crate) fn build_transforms(cfg: &Config) -> anyhow::Result<Vec<Box<dyn Trans
 }
 
 fn build_sinks(cfg: &Config) -> anyhow::Result<Vec<SinkSpec>> {
-    let sinks =
-        cfg.sink.configured().iter().map(|s| s.build().with_context(|| format!("[sink.{}]", s.name()))).collect::<Result<Vec<_>, _>>()?;
+    let sinks = cfg.sink.configured().iter().map(|s| build_sink(*s)).collect::<Result<Vec<_>, _>>()?;
     if sinks.is_empty() {
         bail!("no sink configured: add [sink.lake] or [sink.jsonl]");
     }
     Ok(sinks)
+}
+
+/// A sink, its errors prefixed with its section unless they name it already.
+fn build_sink(s: &dyn SinkConfig) -> anyhow::Result<SinkSpec> {
+    let section = format!("[sink.{}]", s.name());
+    s.build().map_err(|e| if e.message.starts_with(&section) { e.into() } else { anyhow::Error::new(e).context(section) })
 }
 
 /// Resolves on SIGINT or SIGTERM.

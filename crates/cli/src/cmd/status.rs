@@ -42,6 +42,9 @@ pub async fn run(path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("phase:      {phase}");
+    if position.is_none() {
+        println!("            nothing captured yet: `sluice run -c {}` starts", path.display());
+    }
     if let Some(p) = &position {
         println!("position:   {p}");
     }

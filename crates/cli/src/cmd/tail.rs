@@ -1,3 +1,4 @@
+use std::collections::BTreeSet;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,9 +8,13 @@ use crate::config::Config;
 use anyhow::bail;
 use clap::ValueEnum;
 use sluice_core::config::{EventFormat, TablePattern};
+use sluice_core::encode::{debezium, dms_keyed};
+use sluice_core::state::StateStore;
 use sluice_core::TableId;
-use sluice_jsonl::{TailFrom, TailOptions};
+use sluice_jsonl::{JsonlConfig, TailFrom, TailOptions};
 use sluice_lake::changelog::ChangelogReader;
+use sluice_lake::query::{discover, existing};
+use sluice_lake::Storage;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum From {
@@ -61,6 +66,12 @@ pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
         Source::Events => false,
         Source::Auto => events_file.is_none() && cfg.sink.lake.as_ref().is_some(),
     };
+    if nothing_captured(&cfg, events_file)? {
+        bail!(
+            "nothing was captured yet (no events file, no lake tables, no committed state): run `sluice run -c {}` first",
+            path.display()
+        );
+    }
     let mut out = BufWriter::new(std::io::stdout());
     let printing = async {
         if use_lake {
@@ -79,6 +90,10 @@ pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
             format: args.format.event_format(),
             follow: args.follow,
             poll: Duration::from_millis(50),
+            keyless: match (j.format, args.format) {
+                (EventFormat::Debezium, Format::Dms) => keyless_tables(&cfg).await?,
+                _ => BTreeSet::new(),
+            },
         };
         sluice_jsonl::tail(Path::new(&j.path), j.format, &opts, &mut out).await.map(drop)
     };
@@ -90,20 +105,46 @@ pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// No committed state, no events file and no lake table: no run has delivered anything.
+fn nothing_captured(cfg: &Config, events_file: Option<&JsonlConfig>) -> anyhow::Result<bool> {
+    let state = StateStore::open_read_only(&cfg.state.dir).load()?;
+    if state.checkpoint.is_some() || state.committed_at_ms > 0 || events_file.is_some_and(|j| Path::new(&j.path).exists()) {
+        return Ok(false);
+    }
+    match &cfg.sink.lake {
+        // Without a state there are no known tables: on S3 (not listed) that means none.
+        Some(lake) => Ok(discover(&Storage::new(lake)?, &[]).is_empty()),
+        None => Ok(true),
+    }
+}
+
+/// The tables the lake holds only the changelog of (no key), for DMS's `partition-key-type`
+/// when re-encoding Debezium lines (which do not say). Empty without a lake.
+async fn keyless_tables(cfg: &Config) -> anyhow::Result<BTreeSet<TableId>> {
+    let Some(lake) = &cfg.sink.lake else { return Ok(BTreeSet::new()) };
+    let storage = Storage::new(lake)?;
+    let tables = existing(&storage, &super::known_tables(cfg)?).await?;
+    let keyed: BTreeSet<&TableId> = tables.iter().filter(|(_, changes)| !changes).map(|(id, _)| id).collect();
+    Ok(tables.iter().filter(|(id, changes)| *changes && !keyed.contains(id)).map(|(id, _)| id.clone()).collect())
+}
+
 /// Follows the lake's changelog tables: durable and replayable, no broker needed.
 async fn tail_lake(cfg: &Config, args: &TailArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let (storage, tables) = super::lake_tables(cfg)?;
-    let known: Vec<TableId> = tables.into_iter().map(|(id, _)| id).collect();
+    let storage = super::lake_storage(cfg, "tail --source lake")?;
+    let known = super::known_tables(cfg)?;
     let filter = args.table.as_deref().map(TablePattern::parse).transpose().map_err(anyhow::Error::msg)?;
     let mut reader = ChangelogReader::new(storage, known, filter, args.from == From::Latest);
-    let format = args.format.event_format();
     let mut printed = 0usize;
     loop {
         let want = args.limit.map_or(usize::MAX, |l| l - printed);
         let events = reader.poll(want).await?;
         let idle = events.is_empty();
         for ev in events.iter().take(want) {
-            let line = sluice_core::encode::encode(ev, format, ev.ts_ms);
+            let line = match args.format {
+                // The changelog does not keep the key: whether there is one, the lake says.
+                Format::Dms => dms_keyed(ev, reader.keyed(&ev.schema.id)),
+                Format::Debezium => debezium(ev, ev.ts_ms),
+            };
             if writeln!(out, "{line}").is_err() {
                 return Ok(());
             }

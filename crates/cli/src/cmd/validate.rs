@@ -7,14 +7,13 @@ use sluice_core::transform::Transform;
 use sluice_core::TableId;
 use sluice_lake::convert::{to_batch, Kind, LakeRow};
 use sluice_lake::deltalake::arrow::datatypes::{DataType, Field};
-use sluice_lake::query::{run_sql, session};
 use sluice_lake::validate::Comparison;
 use sluice_mysql::schema::{list_tables, load_table};
 use sluice_mysql::snapshot::scan_table;
 
 pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
-    let (storage, lake_tables) = super::lake_tables(&cfg)?;
+    let lake = super::open_lake(&cfg, path, "validate").await?;
     let mut conn = sluice_mysql::conn::connect(&cfg.source.url).await?;
     let mut ids = list_tables(&mut conn, &cfg.source).await?;
     if let Some(t) = only {
@@ -22,8 +21,6 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
         ids.retain(|id| id.db == db && id.table == table);
         anyhow::ensure!(!ids.is_empty(), "{t} is not a captured table of the source");
     }
-    let registered: Vec<(TableId, bool)> = lake_tables.into_iter().filter(|(id, ch)| !ch && ids.contains(id)).collect();
-    let ctx = session(&storage, &registered).await?;
     // The lake holds masked rows: mask the source's the same way, with the committed decisions.
     let mut masker = sluice_transform::Masker::from_config(&cfg)?;
     if let Some(m) = &mut masker {
@@ -31,6 +28,7 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
         m.open(state.transforms.get(m.name()).cloned())?;
     }
     let mut failed = false;
+    let mut keyless: Vec<&TableId> = Vec::new();
     println!("{:<32} {:>10} {:>10} {:>8}  result", "table", "source", "lake", "buckets");
     for id in &ids {
         let mut info = load_table(&mut conn, id).await?;
@@ -40,13 +38,17 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
             None => info.schema.clone(),
         };
         if info.schema.key.is_empty() {
-            println!("{:<32} {:>10} {:>10} {:>8}  skipped: no primary key (changelog only)", id.to_string(), "-", "-", "-");
+            println!("{:<32} {:>10} {:>10} {:>8}  skipped: no current state (no primary key)", id.to_string(), "-", "-", "-");
+            keyless.push(id);
             continue;
         }
-        let lake = run_sql(&ctx, &format!("SELECT * FROM \"{}\".\"{}\"", id.db, id.table))
-            .await
-            .with_context(|| format!("{id} is not in the lake"))?;
-        let fields: Vec<Field> = lake
+        if !lake.has(id, false) {
+            failed = true;
+            println!("{:<32} {:>10} {:>10} {:>8}  MISMATCH: not in the lake", id.to_string(), "-", "-", "-");
+            continue;
+        }
+        let batches = lake.sql(&format!("SELECT * FROM \"{}\".\"{}\"", id.db, id.table)).await?;
+        let fields: Vec<Field> = batches
             .first()
             .map(|b| {
                 // Columns the source dropped stay in the lake (older rows keep their values):
@@ -62,7 +64,7 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
         let cols: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
         let keys: Vec<String> = masked_schema.key_names().iter().map(|k| k.to_lowercase()).collect();
         let mut cmp = Comparison::new(cols, keys);
-        lake.iter().for_each(|b| cmp.add_lake(b));
+        batches.iter().for_each(|b| cmp.add_lake(b));
         if fields.is_empty() {
             // Empty lake table: compare counts only.
             let mut n = 0u64;
@@ -104,6 +106,12 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
                 println!("    {what}: key {}", keys.join("; key "));
             }
         }
+    }
+    for id in keyless {
+        println!(
+            "note: {id} has no primary key: the lake keeps only its changelog ({id}__changes), so there is no current \
+             state to compare; give it a key with [source] keys = {{ \"{id}\" = [\"column\", ...] }} to validate it"
+        );
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

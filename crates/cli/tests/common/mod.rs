@@ -95,19 +95,9 @@ impl Workdir {
     /// Starts `sluice <cmd> -c sluice.toml <args>` in the background; its stdout and stderr
     /// go to `<name>.out` / `<name>.err` in the work dir.
     pub fn spawn(&self, name: &str, cmd: &str, args: &[&str]) -> Bg {
-        let stdout = self.path().join(format!("{name}.out"));
-        let stderr = self.path().join(format!("{name}.err"));
-        let child = base_command()
-            .arg(cmd)
-            .arg("-c")
-            .arg(self.config())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).expect("create stdout file"))
-            .stderr(std::fs::File::create(&stderr).expect("create stderr file"))
-            .spawn()
-            .expect("spawn sluice");
-        Bg { child, stdout, stderr, name: name.to_string() }
+        let mut all: Vec<String> = vec![cmd.into(), "-c".into(), self.config_str()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        spawn_with_env(self.path(), name, &all, &[])
     }
 
     /// `status --json`, parsed.
@@ -181,6 +171,22 @@ fn base_command() -> Command {
     // Plain info logs whatever the caller's environment says.
     cmd.env_remove("RUST_LOG").env("SLUICE_LOG", "info").env("NO_COLOR", "1").kill_on_drop(true);
     cmd
+}
+
+/// Starts `sluice <args>` in the background with extra `env`; its stdout and stderr go to
+/// `<name>.out` / `<name>.err` in `dir`.
+pub fn spawn_with_env(dir: &Path, name: &str, args: &[String], env: &[(&str, &str)]) -> Bg {
+    let stdout = dir.join(format!("{name}.out"));
+    let stderr = dir.join(format!("{name}.err"));
+    let child = base_command()
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout).expect("create stdout file"))
+        .stderr(std::fs::File::create(&stderr).expect("create stderr file"))
+        .spawn()
+        .expect("spawn sluice");
+    Bg { child, stdout, stderr, name: name.to_string() }
 }
 
 /// Runs the binary with `args` and extra `env`, killing it after [`DEADLINE`].

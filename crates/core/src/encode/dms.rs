@@ -2,7 +2,6 @@ use serde_json::{json, Value as Json};
 
 use super::row_object;
 use crate::event::{ChangeEvent, Op};
-use crate::value::format_datetime;
 
 fn operation(op: &str) -> &'static str {
     match op {
@@ -14,18 +13,27 @@ fn operation(op: &str) -> &'static str {
 }
 
 /// AWS DMS's Kinesis/Kafka JSON, so existing DMS consumers keep working. Updates also carry
-/// `before-image`, as DMS does with `IncludeBeforeImage`.
+/// `before-image`, as DMS does with `IncludeBeforeImage`. `partition-key-type` is
+/// `primary-key` for a table with a key (primary or `[source] keys`), `schema-table` without.
 pub fn dms(ev: &ChangeEvent) -> Json {
+    dms_keyed(ev, !ev.schema.key.is_empty())
+}
+
+/// [`dms`] for events whose schema does not carry the key (read back from the lake's
+/// changelog): `keyed` says whether the table has one.
+pub fn dms_keyed(ev: &ChangeEvent, keyed: bool) -> Json {
     let data = row_object(&ev.schema, ev.row());
     let before = match (ev.op, &ev.before) {
         (Op::Update, Some(b)) => Some(row_object(&ev.schema, b)),
         _ => None,
     };
-    build(data, before, operation(ev.op.code()), ev.ts_ms, &ev.schema.id.db, &ev.schema.id.table, ev.tx.as_deref(), ev.seq)
+    let table = Table { db: &ev.schema.id.db, name: &ev.schema.id.table, keyed };
+    build(data, before, operation(ev.op.code()), ev.ts_ms, table, ev.tx.as_deref(), ev.seq)
 }
 
 /// Re-encodes a Debezium line as DMS (used by `tail --format dms` over a Debezium log).
-pub fn debezium_to_dms(d: &Json) -> Option<Json> {
+/// Debezium lines do not say whether the table has a key: `keyed` does.
+pub fn debezium_to_dms(d: &Json, keyed: bool) -> Option<Json> {
     let op = d.get("op")?.as_str()?;
     let src = d.get("source")?;
     let data = if op == "d" { d.get("before")? } else { d.get("after")? }.clone();
@@ -35,24 +43,30 @@ pub fn debezium_to_dms(d: &Json) -> Option<Json> {
         before,
         operation(op),
         src.get("ts_ms")?.as_i64()?,
-        src.get("db")?.as_str()?,
-        src.get("table")?.as_str()?,
+        Table { db: src.get("db")?.as_str()?, name: src.get("table")?.as_str()?, keyed },
         d.get("transaction").and_then(|t| t.get("id")).and_then(Json::as_str),
         src.get("seq")?.as_u64()?,
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build(data: Json, before: Option<Json>, operation: &str, ts_ms: i64, db: &str, table: &str, tx: Option<&str>, seq: u64) -> Json {
+/// The table a record belongs to.
+struct Table<'a> {
+    db: &'a str,
+    name: &'a str,
+    keyed: bool,
+}
+
+fn build(data: Json, before: Option<Json>, operation: &str, ts_ms: i64, table: Table<'_>, tx: Option<&str>, seq: u64) -> Json {
     let mut out = json!({
         "data": data,
         "metadata": {
-            "timestamp": format_datetime(ts_ms * 1000, true),
+            "timestamp": timestamp(ts_ms),
             "record-type": "data",
             "operation": operation,
-            "partition-key-type": "primary-key",
-            "schema-name": db,
-            "table-name": table,
+            // How DMS partitions: by primary key, or by schema and table when there is none.
+            "partition-key-type": if table.keyed { "primary-key" } else { "schema-table" },
+            "schema-name": table.db,
+            "table-name": table.name,
             "transaction-id": tx,
             "seq": seq,
         }
@@ -61,4 +75,11 @@ fn build(data: Json, before: Option<Json>, operation: &str, ts_ms: i64, db: &str
         out["before-image"] = b;
     }
     out
+}
+
+/// DMS's timestamp: UTC, always six fractional digits (`2024-11-25T16:00:00.000000Z`), so a
+/// stream never mixes two formats.
+fn timestamp(ts_ms: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_millis(ts_ms).unwrap_or_default();
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }

@@ -10,7 +10,7 @@ use crate::schema::TableSchema;
 use crate::value::Row;
 
 pub use debezium::debezium;
-pub use dms::{debezium_to_dms, dms};
+pub use dms::{debezium_to_dms, dms, dms_keyed};
 
 /// Encodes one event in `format` as a single JSON line (no trailing newline).
 pub fn encode(event: &ChangeEvent, format: EventFormat, processed_ms: i64) -> Json {
