@@ -150,3 +150,29 @@ async fn only_configured_tables_are_captured() {
 fn lines(events: &[Json]) -> String {
     events.iter().map(|e| format!("{e}\n")).collect()
 }
+
+/// Off a terminal (a service, a pipe) the snapshot reports its progress in the log: rows,
+/// rows/s and ETA every few seconds, and a summary when the read is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_off_a_terminal_logs_its_progress() {
+    let db = MariaDb::start();
+    // The case: 300k rows, which the debug build reads in several seconds.
+    common::workload::seed_table(&db, 300_000).await;
+    let w = Workdir::with_config(&common::config_text(&db.url(), 6401, "\n[snapshot]\nchunk_size = 500\n"));
+    let started = std::time::Instant::now();
+    let out = w.run_once().await;
+    let took = started.elapsed();
+    assert!(out.stderr.contains("snapshot read done rows=300000"), "{out}");
+    assert!(out.stderr.contains("snapshot of table done table=shop.acct"), "{out}");
+    let progress = out.stderr.lines().filter(|l| l.contains("snapshot progress")).count();
+    // A line every 2 s while rows flow: a read that took longer than 3 s logged at least once.
+    let done = out.stderr.lines().find(|l| l.contains("snapshot read done")).unwrap_or_default();
+    let read_s: f64 = done.split("seconds=").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    if read_s > 3.0 {
+        assert!(progress >= 1, "no progress line in a {read_s} s read:\n{out}");
+    }
+    for l in out.stderr.lines().filter(|l| l.contains("snapshot progress")) {
+        assert!(l.contains("rows=") && l.contains("rows_per_s=") && l.contains("eta_s="), "{l}");
+    }
+    eprintln!("snapshot of 300k rows: run took {took:?}, the read {read_s} s, {progress} progress line(s)");
+}

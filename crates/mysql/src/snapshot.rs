@@ -2,6 +2,9 @@
 //! CONSISTENT SNAPSHOT, whose binlog position MariaDB reports exactly
 //! (`binlog_snapshot_file/position`). Tables are read in keyset chunks, each followed by a
 //! checkpoint, so memory stays bounded and a crash resumes after the last finished chunk.
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
 use indicatif::{ProgressBar, ProgressStyle};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as My};
@@ -70,7 +73,7 @@ impl Snapshot {
         out: &mpsc::Sender<SourceMsg>,
     ) -> Result<bool, SluiceError> {
         let todo: Vec<&TableInfo> = tables.iter().filter(|t| !progress.done.contains(&t.schema.id.to_string())).collect();
-        let bar = self.progress_bar(&todo).await;
+        let mut bar = self.progress_bar(&todo).await;
         let chunk = shared.snapshot.chunk_size.get() as usize;
         for table in todo {
             let name = table.schema.id.to_string();
@@ -87,7 +90,7 @@ impl Snapshot {
             }
             loop {
                 let sql = select_sql(table, last_key.as_deref(), keyset.then_some(chunk));
-                let (rows, key) = self.read_chunk(table, &sql, cursor, out, &bar).await?;
+                let (rows, key) = self.read_chunk(table, &sql, cursor, out, &mut bar).await?;
                 let Some(rows) = rows else { return Ok(false) };
                 if keyset && rows == chunk {
                     last_key = key;
@@ -102,6 +105,7 @@ impl Snapshot {
                     return Ok(false);
                 }
                 if progress.current.is_none() {
+                    info!(table = %name, "snapshot of table done");
                     break;
                 }
             }
@@ -139,7 +143,7 @@ impl Snapshot {
         sql: &str,
         cursor: &mut Cursor,
         out: &mpsc::Sender<SourceMsg>,
-        bar: &ProgressBar,
+        bar: &mut Progress,
     ) -> Result<(Option<usize>, Option<Vec<Option<String>>>), SluiceError> {
         let id = &table.schema.id;
         let info = SourceInfo {
@@ -184,7 +188,7 @@ impl Snapshot {
         Ok((Some(count), last_key))
     }
 
-    async fn progress_bar(&mut self, tables: &[&TableInfo]) -> ProgressBar {
+    async fn progress_bar(&mut self, tables: &[&TableInfo]) -> Progress {
         let mut total = 0u64;
         for t in tables {
             let est: Option<u64> = self
@@ -198,12 +202,45 @@ impl Snapshot {
                 .flatten();
             total += est.unwrap_or(0);
         }
-        // indicatif draws only when stderr is a terminal.
+        // indicatif draws only when stderr is a terminal; elsewhere (a service, a pipe) the
+        // same figures go to the log every few seconds.
         let bar = ProgressBar::new(total);
         if let Ok(style) = ProgressStyle::with_template("snapshot {bar:40} {pos}/~{len} rows  {per_sec}  eta {eta}") {
             bar.set_style(style);
         }
-        bar
+        let log = !std::io::stderr().is_terminal();
+        Progress { bar, log, started: Instant::now(), logged: Instant::now() }
+    }
+}
+
+/// Snapshot progress: a bar on a terminal, a log line every [`LOG_EVERY`] otherwise.
+struct Progress {
+    bar: ProgressBar,
+    log: bool,
+    started: Instant,
+    logged: Instant,
+}
+
+const LOG_EVERY: Duration = Duration::from_secs(2);
+
+impl Progress {
+    fn inc(&mut self, rows: u64) {
+        self.bar.inc(rows);
+        if self.log && self.logged.elapsed() >= LOG_EVERY {
+            self.logged = Instant::now();
+            let done = self.bar.position();
+            let total = self.bar.length().unwrap_or(0).max(done);
+            let per_s = done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+            let eta_s = if per_s > 0.0 { ((total - done) as f64 / per_s).round() as u64 } else { 0 };
+            info!(rows = done, estimated_total = total, rows_per_s = per_s.round() as u64, eta_s, "snapshot progress");
+        }
+    }
+
+    fn finish_and_clear(&self) {
+        self.bar.finish_and_clear();
+        let rows = self.bar.position();
+        let per_s = rows as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        info!(rows, rows_per_s = per_s.round() as u64, seconds = self.started.elapsed().as_secs_f64(), "snapshot read done");
     }
 }
 
