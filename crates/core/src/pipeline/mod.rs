@@ -43,7 +43,7 @@ use crate::transform::Transform;
 /// Messages buffered between the source and the head.
 const SOURCE_CHANNEL: usize = 32;
 /// Bytes of events each sink's queue may hold before the source waits.
-pub const SINK_QUEUE_BYTES: usize = 64 << 20;
+pub const SINK_QUEUE_BYTES: usize = 8 << 20;
 /// Checkpoints closer together than this share one barrier: a barrier per transaction would
 /// cost every sink a mark and the committer a counter copy per transaction at high rates.
 const BARRIER_EVERY: Duration = Duration::from_millis(20);
