@@ -30,7 +30,7 @@ pub async fn refuse_gaps(cfg: &Config, state: &State) -> anyhow::Result<()> {
             );
         }
     }
-    let Some(before) = state.capture.as_ref().and_then(|c| Selection::from_json(c)) else { return Ok(()) };
+    let Some(before) = state.capture.as_ref().and_then(Selection::from_json) else { return Ok(()) };
     let mut conn = sluice_mysql::conn::connect(&cfg.source.url).await?;
     let mut newly = Vec::new();
     for id in sluice_mysql::schema::list_tables(&mut conn, &cfg.source).await? {
