@@ -71,3 +71,29 @@ async fn back_to_back_runs_with_one_server_id_are_not_a_clash() {
     assert!(!out.stderr.contains("already connected"), "{out}");
     assert_eq!(w.events().len(), 102);
 }
+
+/// A replica that connects with sluice's server_id anyway makes the server drop sluice's binlog
+/// connection: sluice stops, saying so once and naming the setting to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_taking_the_server_id_stops_sluice_with_one_message_naming_the_fix() {
+    use mysql_async::prelude::Queryable;
+    let db = MariaDb::start();
+    seed_table(&db, 10).await;
+    let w = Workdir::with_config(&config(&db, 6401, "events.jsonl", "5m"));
+    let mut run = w.spawn("run", "run", &[]);
+    eventually("sluice streams", || {
+        run.assert_running();
+        state_json(&w.state_file()).is_some_and(|s| s["checkpoint"]["position"].get("snapshot").is_none())
+    })
+    .await;
+    // An impostor replica with the same id.
+    let mut conn = db.root_conn().await;
+    conn.query_drop("SET @mariadb_slave_capability = 4").await.unwrap();
+    let _impostor = conn.get_binlog_stream(mysql_async::BinlogStreamRequest::new(6401)).await.unwrap();
+    let out = run.wait().await;
+    assert_ne!(out.code, Some(0), "{out}");
+    let mentions = out.stderr.matches("[source] server_id").count();
+    assert!(mentions >= 1, "the message does not name [source] server_id:\n{out}");
+    assert!(out.stderr.lines().filter(|l| l.contains("same server_id")).count() == 1, "said more than once:\n{out}");
+    eprintln!("stopped as expected: {}", out.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default());
+}

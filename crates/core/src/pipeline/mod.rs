@@ -245,7 +245,7 @@ impl Pipeline {
                         }
                     }
                     Some(SourceMsg::CaughtUp) if once => break Ok(Stopped::CaughtUp),
-                    Some(SourceMsg::CaughtUp) => debug!("caught up with the binlog end seen at start"),
+                    Some(SourceMsg::CaughtUp) => debug!("caught up with the log end seen at start"),
                     None => break Err(source_result(&mut source_task).await),
                 },
                 _ = ticker.tick() => {
