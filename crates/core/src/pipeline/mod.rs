@@ -274,6 +274,8 @@ impl Pipeline {
                 sink_error.get_or_insert(e);
             }
         }
+        // The loop polls the committer to its end only when it failed, and then `outcome` is its
+        // error: a JoinHandle must not be awaited twice.
         let committed = if committer_task.is_finished() && outcome.is_err() {
             Ok(None)
         } else {
