@@ -2,6 +2,7 @@
 //! This binary only parses arguments, wires the crates together and reports errors.
 mod cmd;
 mod config;
+mod http;
 mod logging;
 
 use std::path::PathBuf;

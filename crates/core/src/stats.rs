@@ -25,6 +25,11 @@ pub struct StatsSnapshot {
     /// Wall-clock time of the last commit, ms since the epoch.
     pub committed_at_ms: Option<i64>,
     pub sinks: Vec<SinkStats>,
+    /// The committed position (source-specific).
+    pub position: Option<serde_json::Value>,
+    /// Failures by kind (`transient`, `exhausted`, `permanent`) since start; every one was
+    /// retried or stopped the pipeline.
+    pub errors: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

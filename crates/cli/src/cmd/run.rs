@@ -24,8 +24,17 @@ pub async fn run(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
     let sealer = cfg.snapshot_sealer().map_err(anyhow::Error::msg)?;
     let source = MysqlSource::new(cfg.source.clone(), cfg.snapshot.clone(), sealer);
     let capture = Some(super::gaps::capture(&cfg));
-    let pipeline = Pipeline { source: Box::new(source), transforms, sinks, store, once, stats: Stats::default(), capture };
-    let stopped = pipeline.run(shutdown_signal()).await.context("pipeline stopped")?;
+    let stats = Stats::default();
+    let server = match &cfg.http {
+        Some(http) => Some(crate::http::serve(http, stats.clone()).await?),
+        None => None,
+    };
+    let pipeline = Pipeline { source: Box::new(source), transforms, sinks, store, once, stats, capture };
+    let stopped = pipeline.run(shutdown_signal()).await.context("pipeline stopped");
+    if let Some(server) = server {
+        server.abort();
+    }
+    let stopped = stopped?;
     match stopped {
         Stopped::CaughtUp => info!("caught up with the binlog end seen at start (--once)"),
         Stopped::Shutdown => info!("shut down on signal"),

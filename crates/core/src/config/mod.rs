@@ -74,6 +74,20 @@ pub struct Config<S: SourceSettings, K: SinkSettings> {
     pub sink: K,
     #[serde(default)]
     pub state: StateConfig,
+    /// `[http]`: the status and metrics server inside `sluice run`.
+    pub http: Option<HttpConfig>,
+}
+
+/// `[http]`: `/metrics` (Prometheus text), `/status` (JSON), `/healthz`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on; loopback unless another address is given explicitly.
+    #[serde(default = "defaults::http_listen")]
+    pub listen: String,
+    /// `/healthz` answers 503 once the source lag passes this.
+    #[serde(default = "defaults::lag_alert")]
+    pub lag_alert: HumanDuration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -134,6 +148,12 @@ pub mod defaults {
     pub fn retry_for() -> HumanDuration {
         HumanDuration(crate::retry::RetryPolicy::DEFAULT_RETRY_FOR)
     }
+    pub fn http_listen() -> String {
+        "127.0.0.1:9464".into()
+    }
+    pub fn lag_alert() -> HumanDuration {
+        HumanDuration(Duration::from_secs(300))
+    }
     pub fn state_dir() -> PathBuf {
         PathBuf::from("./.sluice")
     }
@@ -174,6 +194,11 @@ impl<S: SourceSettings, K: SinkSettings> Config<S, K> {
         }
         self.source.validate()?;
         self.sink.validate()?;
+        if let Some(h) = &self.http {
+            h.listen
+                .parse::<std::net::SocketAddr>()
+                .map_err(|_| format!("[http] listen = {:?} is not an address:port such as \"127.0.0.1:9464\"", h.listen))?;
+        }
         mask::validate(&self.mask, self.detect.as_ref())
     }
 

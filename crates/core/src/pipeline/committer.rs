@@ -113,6 +113,7 @@ impl Committer {
             let mut st = self.stats.lock();
             st.committed_seq = cp.as_ref().map(|c| c.next_seq);
             st.committed_at_ms = Some(now);
+            st.position = cp.as_ref().map(|c| c.position.clone());
         }
         self.committed.send_replace(cp);
         Ok(())

@@ -136,6 +136,7 @@ impl Pipeline {
             let mut st = stats.lock();
             st.tables = tables.clone();
             st.committed_seq = resume.as_ref().map(|c| c.next_seq);
+            st.position = resume.as_ref().map(|c| c.position.clone());
             st.source.next_seq = resume_seq;
             st.sinks = sinks.iter().map(|s| SinkStats { name: s.sink.name().to_string(), ..SinkStats::default() }).collect();
         }

@@ -110,7 +110,11 @@ impl SinkTask {
     /// After a failure: back off and flush again until it works or the policy says stop.
     async fn retry_flush(&mut self, mut err: SluiceError, retry: &mut Retry) -> Result<()> {
         loop {
-            self.stats.lock().sinks[self.index].errors += 1;
+            {
+                let mut st = self.stats.lock();
+                st.sinks[self.index].errors += 1;
+                *st.errors.entry(err.kind.label().to_string()).or_default() += 1;
+            }
             let text = err.chain();
             let delay = retry.next(err).map_err(|e| e.context(format!("sink {}", self.sink.name())))?;
             warn!(sink = self.sink.name(), attempt = retry.attempts(), retry_in_ms = delay.as_millis() as u64, error = %text, "sink failed; retrying");
