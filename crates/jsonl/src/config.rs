@@ -6,7 +6,6 @@ use serde::Deserialize;
 use sluice_core::config::{defaults, resolve_path, EventFormat, HumanDuration};
 use sluice_core::error::Result;
 use sluice_core::pipeline::SinkSpec;
-use sluice_core::retry::RetryPolicy;
 use sluice_core::sink::SinkConfig;
 
 use crate::JsonlSink;
@@ -56,10 +55,6 @@ impl SinkConfig for JsonlConfig {
     }
 
     fn build(&self) -> Result<SinkSpec> {
-        Ok(SinkSpec {
-            sink: Box::new(JsonlSink::new(self)),
-            flush_interval: self.flush_interval.0,
-            retry: RetryPolicy::new(self.retry_for.0),
-        })
+        Ok(SinkSpec::new(Box::new(JsonlSink::new(self)), self.flush_interval.0, self.retry_for.0))
     }
 }

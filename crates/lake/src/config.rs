@@ -8,7 +8,6 @@ use serde::Deserialize;
 use sluice_core::config::{defaults, resolve_path, HumanDuration, Secret};
 use sluice_core::error::Result;
 use sluice_core::pipeline::SinkSpec;
-use sluice_core::retry::RetryPolicy;
 use sluice_core::sink::SinkConfig;
 
 use crate::LakeSink;
@@ -101,10 +100,6 @@ impl SinkConfig for LakeConfig {
     }
 
     fn build(&self) -> Result<SinkSpec> {
-        Ok(SinkSpec {
-            sink: Box::new(LakeSink::new(self)?),
-            flush_interval: self.flush_interval.0,
-            retry: RetryPolicy::new(self.retry_for.0),
-        })
+        Ok(SinkSpec::new(Box::new(LakeSink::new(self)?), self.flush_interval.0, self.retry_for.0))
     }
 }

@@ -68,6 +68,13 @@ pub struct SinkSpec {
     pub retry: RetryPolicy,
 }
 
+impl SinkSpec {
+    /// A sink flushed every `flush_interval`, whose failures are retried for up to `retry_for`.
+    pub fn new(sink: Box<dyn Sink>, flush_interval: Duration, retry_for: Duration) -> Self {
+        Self { sink, flush_interval, retry: RetryPolicy::new(retry_for) }
+    }
+}
+
 pub struct Pipeline {
     pub source: Box<dyn Source>,
     /// Applied in order to every batch before any sink sees it.

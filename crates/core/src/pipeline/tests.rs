@@ -129,7 +129,7 @@ impl Sink for TestSink {
 }
 
 fn spec(sink: TestSink, retry_for: Duration) -> SinkSpec {
-    SinkSpec { sink: Box::new(sink), flush_interval: Duration::from_millis(5), retry: RetryPolicy::new(retry_for) }
+    SinkSpec::new(Box::new(sink), Duration::from_millis(5), retry_for)
 }
 
 fn pipeline(dir: &std::path::Path, sinks: Vec<SinkSpec>) -> Pipeline {
@@ -202,10 +202,7 @@ async fn a_sink_that_keeps_failing_stops_the_pipeline_at_what_every_sink_holds()
     // The first flush (the fresh start's checkpoint) works; every later one fails.
     let bad = FailAfter { inner: bad, ok: 1 };
     let p = Pipeline {
-        sinks: vec![
-            spec(good, Duration::from_secs(5)),
-            SinkSpec { sink: Box::new(bad), flush_interval: Duration::from_millis(5), retry: RetryPolicy::new(Duration::from_millis(300)) },
-        ],
+        sinks: vec![spec(good, Duration::from_secs(5)), SinkSpec::new(Box::new(bad), Duration::from_millis(5), Duration::from_millis(300))],
         ..pipeline(dir.path(), Vec::new())
     };
     let err = p.run(std::future::pending()).await.unwrap_err();
