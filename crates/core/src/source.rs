@@ -5,6 +5,7 @@ use tokio::sync::{mpsc, watch};
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
 use crate::event::ChangeEvent;
+use crate::{SluiceError, TableId};
 
 /// What a source sends to the pipeline, in order.
 #[derive(Debug)]
@@ -19,6 +20,11 @@ pub enum SourceMsg {
     Idle,
     /// The source reached the end of the log as it was when the run started (`run --once`).
     CaughtUp,
+    /// Full-load progress, for operators: a table's read started (with the server's row
+    /// estimate) or ended. Rows themselves arrive as `Events` with `Op::Read`.
+    FullLoad { table: TableId, estimated_rows: u64, done: bool },
+    /// The source hit a failure it is retrying (a lost connection); for operators only.
+    Retrying(SluiceError),
 }
 
 /// A change-data source.

@@ -15,4 +15,20 @@ pub trait Transform: Send {
     fn open(&mut self, committed: Option<Json>) -> Result<()>;
     fn apply(&mut self, events: Vec<ChangeEvent>) -> Result<Vec<ChangeEvent>>;
     fn mark(&self) -> Json;
+    /// What this transform does to each column it touches, for operators (the status page);
+    /// never a value. Called about once a second.
+    fn columns(&self) -> Vec<ColumnDecision> {
+        Vec::new()
+    }
+}
+
+/// One column's treatment, as an operator reads it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ColumnDecision {
+    /// `db.table.column`, or the rule's pattern.
+    pub column: String,
+    /// What happens to its values: `masked (hash)`, `clear`, `sampling`, ...
+    pub decision: String,
+    /// Why: the rule, or what detection saw (`email in 98 of 100 sampled values`).
+    pub reason: String,
 }

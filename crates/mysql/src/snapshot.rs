@@ -73,10 +73,14 @@ impl Snapshot {
         out: &mpsc::Sender<SourceMsg>,
     ) -> Result<bool, SluiceError> {
         let todo: Vec<&TableInfo> = tables.iter().filter(|t| !progress.done.contains(&t.schema.id.to_string())).collect();
-        let mut bar = self.progress_bar(&todo).await;
+        let (mut bar, estimates) = self.progress_bar(&todo).await;
         let chunk = shared.snapshot.chunk_size.get() as usize;
-        for table in todo {
+        for (table, estimated_rows) in todo.into_iter().zip(estimates) {
             let name = table.schema.id.to_string();
+            let started = SourceMsg::FullLoad { table: table.schema.id.clone(), estimated_rows, done: false };
+            if out.send(started).await.is_err() {
+                return Ok(false);
+            }
             let mut last_key = progress.current.take().filter(|c| c.table == name).map(|c| c.key(shared.sealer.as_ref())).transpose()?;
             // Keyset chunks need an index on the key (a configured key may have none): otherwise
             // one streamed SELECT (resumed from the table's start) beats re-scanning the table
@@ -106,6 +110,10 @@ impl Snapshot {
                 }
                 if progress.current.is_none() {
                     info!(table = %name, "snapshot of table done");
+                    let done = SourceMsg::FullLoad { table: table.schema.id.clone(), estimated_rows, done: true };
+                    if out.send(done).await.is_err() {
+                        return Ok(false);
+                    }
                     break;
                 }
             }
@@ -188,8 +196,10 @@ impl Snapshot {
         Ok((Some(count), last_key))
     }
 
-    async fn progress_bar(&mut self, tables: &[&TableInfo]) -> Progress {
+    /// The bar over every table still to read, and the server's row estimate of each.
+    async fn progress_bar(&mut self, tables: &[&TableInfo]) -> (Progress, Vec<u64>) {
         let mut total = 0u64;
+        let mut estimates = Vec::with_capacity(tables.len());
         for t in tables {
             let est: Option<u64> = self
                 .conn
@@ -201,6 +211,7 @@ impl Snapshot {
                 .ok()
                 .flatten();
             total += est.unwrap_or(0);
+            estimates.push(est.unwrap_or(0));
         }
         // indicatif draws only when stderr is a terminal; elsewhere (a service, a pipe) the
         // same figures go to the log every few seconds.
@@ -209,7 +220,7 @@ impl Snapshot {
             bar.set_style(style);
         }
         let log = !std::io::stderr().is_terminal();
-        Progress { bar, log, started: Instant::now(), logged: Instant::now() }
+        (Progress { bar, log, started: Instant::now(), logged: Instant::now() }, estimates)
     }
 }
 

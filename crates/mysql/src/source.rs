@@ -202,7 +202,9 @@ async fn stream_forever(
             retry.succeeded();
         }
         let text = err.chain();
+        let note = SluiceError::new(err.kind, format!("binlog connection lost: {text}"));
         let delay = retry.next(err).map_err(|e| e.context("binlog connection"))?;
+        let _ = out.send(SourceMsg::Retrying(note)).await;
         let sinks_hold = committed.borrow().as_ref().map(|c| c.next_seq);
         warn!(error = %text, retry_in_ms = delay.as_millis() as u64, committed_next_seq = sinks_hold, "binlog connection lost; reconnecting");
         cursor.rewind();

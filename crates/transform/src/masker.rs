@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use sluice_core::config::{Config, DetectConfig, Entity, MaskMethod, MaskRule, SinkSettings, SourceSettings};
 use sluice_core::event::ChangeEvent;
 use sluice_core::schema::{SchemaRef, SqlType, TableId};
-use sluice_core::transform::Transform;
+use sluice_core::transform::{ColumnDecision, Transform};
 use sluice_core::{Row, SluiceError, Value};
 use tracing::{info, warn};
 
@@ -323,6 +323,32 @@ impl Transform for Masker {
             info!("no masking key: a key column detected as PII will stop the pipeline (set {})", sluice_core::config::MASK_KEY_ENV);
         }
         Ok(())
+    }
+
+    fn columns(&self) -> Vec<ColumnDecision> {
+        let rules = self.rules.iter().enumerate().map(|(i, (rule, _))| ColumnDecision {
+            column: rule.columns.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            decision: format!("masked ({})", rule.method.name()),
+            reason: format!("[[mask]] rule {}", i + 1),
+        });
+        let detected = self.detection.as_ref().into_iter().flat_map(|d| {
+            self.state.decisions.iter().map(move |(column, decision)| {
+                let (decision, reason) = match decision {
+                    Decision::Masked { entity, seen, hits } => {
+                        (format!("masked ({})", d.cfg.action.name()), format!("{} in {hits} of {seen} sampled values", entity.name()))
+                    }
+                    Decision::Clear { seen } if d.cfg.spans => {
+                        ("clear, matching spans masked".to_string(), format!("below the threshold in {seen} sampled values"))
+                    }
+                    Decision::Clear { seen } => ("clear".to_string(), format!("below the threshold in {seen} sampled values")),
+                    Decision::Sampling { seen, .. } => {
+                        ("sampling".to_string(), format!("{seen} of {} values sampled; matching values masked meanwhile", d.cfg.sample))
+                    }
+                };
+                ColumnDecision { column: column.clone(), decision, reason }
+            })
+        });
+        rules.chain(detected).collect()
     }
 
     fn apply(&mut self, events: Vec<ChangeEvent>) -> Result<Vec<ChangeEvent>, SluiceError> {

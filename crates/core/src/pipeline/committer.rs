@@ -74,12 +74,11 @@ impl Committer {
                 }
                 CommitMsg::Durable(d) => {
                     let now = chrono::Utc::now().timestamp_millis();
-                    let at_end = caught_up && d.barrier.id == newest_id;
                     {
                         let mut st = self.stats.lock();
                         let s = &mut st.sinks[d.sink];
                         s.durable_seq = Some(d.next_seq);
-                        s.lag_ms = lag_ms(at_end, d.barrier.newest_change_ms, now);
+                        s.durable_change_ms = d.barrier.newest_change_ms;
                     }
                     let name = &self.names[d.sink];
                     self.state.sinks.insert(name.clone(), d.mark);

@@ -37,7 +37,7 @@ use crate::retry::RetryPolicy;
 use crate::sink::{Batch, EventBatch, Sink};
 use crate::source::{Source, SourceMsg};
 use crate::state::{StateStore, TableStats};
-use crate::stats::{lag_ms, SinkStats, Stats};
+use crate::stats::{lag_ms, sink_lag_ms, SinkStats, Stats};
 use crate::transform::Transform;
 
 /// Messages buffered between the source and the head.
@@ -49,6 +49,9 @@ pub const SINK_QUEUE_BYTES: usize = 8 << 20;
 const BARRIER_EVERY: Duration = Duration::from_millis(20);
 
 /// A sink's queue closed under the head: its task ended, and its own error is the one to report.
+/// How often the transforms' column decisions are copied into the live stats.
+const DECISIONS_EVERY: Duration = Duration::from_secs(1);
+
 const SINK_GONE: &str = "a sink stopped";
 
 /// Why `run` returned.
@@ -182,6 +185,7 @@ impl Pipeline {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         let mut committed_once = !fresh;
+        let mut last_decisions: Option<Instant> = None;
         let mut caught_up = false;
 
         let outcome: Result<Stopped> = loop {
@@ -200,11 +204,12 @@ impl Pipeline {
                             continue;
                         }
                         count(&mut tables, &events, &mut source_ts_ms);
+                        let resumed = caught_up;
                         if caught_up {
                             caught_up = false;
                             let _ = fan.commits.send(CommitMsg::CaughtUp(false));
                         }
-                        stats_after_events(&stats, &tables, &events, source_ts_ms);
+                        stats_after_events(&stats, &tables, &events, source_ts_ms, resumed);
                         let batch = EventBatch::new(events);
                         // A checkpoint not yet sent is now behind these events: the next one covers it.
                         fan.unsent = None;
@@ -254,6 +259,8 @@ impl Pipeline {
                     }
                     Some(SourceMsg::CaughtUp) if once => break Ok(Stopped::CaughtUp),
                     Some(SourceMsg::CaughtUp) => debug!("caught up with the log end seen at start"),
+                    Some(SourceMsg::FullLoad { table, estimated_rows, done }) => full_load(&stats, &tables, &table, estimated_rows, done),
+                    Some(SourceMsg::Retrying(err)) => stats.error("source", &err),
                     None => break Err(source_result(&mut source_task).await),
                 },
                 _ = ticker.tick() => {
@@ -263,6 +270,10 @@ impl Pipeline {
                         }
                     }
                     refresh_lag(&stats, source_ts_ms);
+                    if last_decisions.is_none_or(|t| t.elapsed() >= DECISIONS_EVERY) {
+                        last_decisions = Some(Instant::now());
+                        stats.lock().columns = transforms.iter().flat_map(|t| t.columns()).collect();
+                    }
                 }
             }
         };
@@ -314,8 +325,18 @@ impl Pipeline {
     }
 }
 
-fn stats_after_events(stats: &Stats, tables: &BTreeMap<String, TableStats>, events: &[ChangeEvent], source_ts_ms: Option<i64>) {
+fn stats_after_events(
+    stats: &Stats,
+    tables: &BTreeMap<String, TableStats>,
+    events: &[ChangeEvent],
+    source_ts_ms: Option<i64>,
+    resumed: bool,
+) {
     let mut st = stats.lock();
+    if resumed {
+        let first_ms = events.first().map_or(0, |e| e.ts_ms);
+        st.source.resumed = Some((st.source.next_seq, first_ms));
+    }
     for ev in dedup_tables(events) {
         let name = ev.schema.id.to_string();
         if let Some(t) = tables.get(&name) {
@@ -324,7 +345,25 @@ fn stats_after_events(stats: &Stats, tables: &BTreeMap<String, TableStats>, even
     }
     st.source.caught_up = false;
     st.source.newest_change_ms = source_ts_ms;
-    st.source.lag_ms = lag_ms(false, source_ts_ms, chrono::Utc::now().timestamp_millis());
+    let now = chrono::Utc::now().timestamp_millis();
+    st.source.lag_ms = lag_ms(false, source_ts_ms, now);
+    sink_lags(&mut st, now);
+}
+
+/// A table's full load started (with the server's estimate) or ended.
+fn full_load(stats: &Stats, tables: &BTreeMap<String, TableStats>, table: &crate::TableId, estimated_rows: u64, done: bool) {
+    let name = table.to_string();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut st = stats.lock();
+    let entry = st.full_load.entry(name.clone()).or_insert_with(|| crate::stats::FullLoad {
+        estimated_rows,
+        rows_before: tables.get(&name).map_or(0, |t| t.full_load_rows),
+        started_ms: now,
+        done_ms: None,
+    });
+    if done {
+        entry.done_ms = Some(now);
+    }
 }
 
 fn queue_stats(stats: &Stats, fan: &Fanout) {
@@ -337,7 +376,15 @@ fn queue_stats(stats: &Stats, fan: &Fanout) {
 fn refresh_lag(stats: &Stats, source_ts_ms: Option<i64>) {
     let mut st = stats.lock();
     let caught_up = st.source.caught_up;
-    st.source.lag_ms = lag_ms(caught_up, source_ts_ms, chrono::Utc::now().timestamp_millis());
+    let now = chrono::Utc::now().timestamp_millis();
+    st.source.lag_ms = lag_ms(caught_up, source_ts_ms, now);
+    sink_lags(&mut st, now);
+}
+
+fn sink_lags(st: &mut crate::stats::StatsSnapshot, now_ms: i64) {
+    for s in &mut st.sinks {
+        s.lag_ms = sink_lag_ms(s, &st.source, now_ms);
+    }
 }
 
 impl Fanout {

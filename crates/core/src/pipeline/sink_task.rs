@@ -110,11 +110,8 @@ impl SinkTask {
     /// After a failure: back off and flush again until it works or the policy says stop.
     async fn retry_flush(&mut self, mut err: SluiceError, retry: &mut Retry) -> Result<()> {
         loop {
-            {
-                let mut st = self.stats.lock();
-                st.sinks[self.index].errors += 1;
-                *st.errors.entry(err.kind.label().to_string()).or_default() += 1;
-            }
+            self.stats.lock().sinks[self.index].errors += 1;
+            self.stats.error(&format!("sink {}", self.sink.name()), &err);
             let text = err.chain();
             let delay = retry.next(err).map_err(|e| e.context(format!("sink {}", self.sink.name())))?;
             warn!(sink = self.sink.name(), attempt = retry.attempts(), retry_in_ms = delay.as_millis() as u64, error = %text, "sink failed; retrying");
@@ -142,6 +139,7 @@ impl SinkTask {
         let s = &mut st.sinks[self.index];
         s.flushes += 1;
         s.last_flush_ms = ms;
+        s.flush_seconds.observe(ms / 1e3);
     }
 
     /// One line per sink at the end of a run: how long its flushes (commits, fsyncs) took.

@@ -1,80 +1,7 @@
-//! The status server inside `sluice run` (`[http]`): `/metrics` in Prometheus text with the
-//! contract names of DESIGN.md, `/status` as JSON (the fields of `sluice status --json`, live),
-//! and `/healthz` for orchestrators. Everything comes from the pipeline's live stats handle;
-//! nothing here ever holds a row value.
+//! `/metrics`: the live stats in Prometheus' text format, with the contract names of DESIGN.md.
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::time::Duration;
 
-use anyhow::Context;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
-use sluice_core::config::HttpConfig;
-use sluice_core::stats::{Stats, StatsSnapshot};
-use tracing::info;
-
-#[derive(Clone)]
-struct App {
-    stats: Stats,
-    lag_alert: Duration,
-}
-
-/// Binds `[http] listen` and serves until the returned task is aborted.
-pub async fn serve(cfg: &HttpConfig, stats: Stats) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let addr: SocketAddr = cfg.listen.parse().with_context(|| format!("[http] listen = {:?}", cfg.listen))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} ([http] listen): is another process using it?"))?;
-    let app = App { stats, lag_alert: cfg.lag_alert.0 };
-    let router =
-        Router::new().route("/metrics", get(metrics)).route("/status", get(status)).route("/healthz", get(healthz)).with_state(app);
-    info!(address = %addr, "status server listening (/metrics, /status, /healthz)");
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::warn!(error = %e, "status server stopped");
-        }
-    }))
-}
-
-async fn metrics(State(app): State<App>) -> Response {
-    let text = prometheus(&app.stats.snapshot());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-async fn status(State(app): State<App>) -> Json<serde_json::Value> {
-    let s = app.stats.snapshot();
-    let phase = match &s.position {
-        None => "not started",
-        Some(p) if p.get("snapshot").is_some() => "snapshot",
-        Some(_) => "streaming",
-    };
-    Json(json!({
-        "phase": phase,
-        "position": s.position,
-        "next_seq": s.committed_seq,
-        "committed_at_ms": s.committed_at_ms,
-        "source_ts_ms": s.source.newest_change_ms,
-        "lag_ms": s.source.lag_ms,
-        "source": s.source,
-        "sinks": s.sinks,
-        "tables": s.tables,
-        "errors": s.errors,
-    }))
-}
-
-async fn healthz(State(app): State<App>) -> Response {
-    let s = app.stats.snapshot();
-    let lag = Duration::from_millis(u64::try_from(s.source.lag_ms).unwrap_or(0));
-    if lag > app.lag_alert {
-        let reason = format!("source lag {} s is above lag_alert {} s\n", lag.as_secs(), app.lag_alert.as_secs());
-        return (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
-    }
-    (StatusCode::OK, "ok\n").into_response()
-}
+use sluice_core::stats::StatsSnapshot;
 
 /// The metrics in Prometheus' text format. Labels carry table and sink names, never values.
 pub fn prometheus(s: &StatsSnapshot) -> String {
@@ -142,6 +69,30 @@ pub fn prometheus(s: &StatsSnapshot) -> String {
         "gauge",
         "Duration of the sink's last flush.",
         &per_sink(&|k| format!("{}", k.last_flush_ms / 1e3), "sluice_sink_last_flush_seconds"),
+    );
+    let mut hist = String::new();
+    for k in &s.sinks {
+        let sink = escape(&k.name);
+        for (le, n) in k.flush_seconds.cumulative() {
+            let le = le.map_or("+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(hist, "sluice_sink_flush_duration_seconds_bucket{{sink=\"{sink}\",le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(hist, "sluice_sink_flush_duration_seconds_sum{{sink=\"{sink}\"}} {}", k.flush_seconds.sum_seconds);
+        let _ = writeln!(hist, "sluice_sink_flush_duration_seconds_count{{sink=\"{sink}\"}} {}", k.flush_seconds.count);
+    }
+    gauge(
+        &mut out,
+        "sluice_sink_flush_duration_seconds",
+        "histogram",
+        "Durations of the sink's flushes (lake commits, fsyncs): what makes changes durable.",
+        &hist,
+    );
+    gauge(
+        &mut out,
+        "sluice_sink_errors_total",
+        "counter",
+        "Failed writes or flushes of the sink since start (each retried or stopping the pipeline).",
+        &per_sink(&|k| k.errors.to_string(), "sluice_sink_errors_total"),
     );
     gauge(
         &mut out,
