@@ -21,6 +21,7 @@ build: deps
 
 ## make test: unit tests and integration tests against private MariaDB servers.
 test: deps pyenv
+	@scripts/browser.sh >/dev/null
 	cargo build --workspace --tests --bins
 	cargo test --workspace --no-fail-fast
 

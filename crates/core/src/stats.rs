@@ -142,6 +142,11 @@ impl Stats {
         self.lock().clone()
     }
 
+    /// Replaces the whole snapshot (tests of readers).
+    pub fn replace(&self, s: StatsSnapshot) {
+        *self.lock() = s;
+    }
+
     /// Records a failure: counted by kind and kept among the recent ones.
     pub fn error(&self, component: &str, err: &crate::SluiceError) {
         let mut st = self.lock();
@@ -193,6 +198,20 @@ mod tests {
 
     fn sink(durable_seq: u64, durable_change_ms: i64) -> SinkStats {
         SinkStats { durable_seq: Some(durable_seq), durable_change_ms: Some(durable_change_ms), ..SinkStats::default() }
+    }
+
+    #[test]
+    fn recent_errors_keep_the_last_ones_and_count_all() {
+        let stats = Stats::default();
+        for i in 0..(RECENT_ERRORS + 5) {
+            let kind = if i % 2 == 0 { crate::ErrorKind::Transient } else { crate::ErrorKind::Exhausted };
+            stats.error("sink lake", &crate::SluiceError::new(kind, format!("failure {i}")));
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.recent_errors.len(), RECENT_ERRORS);
+        assert_eq!(s.recent_errors.front().map(|e| e.message.as_str()), Some("failure 5"));
+        assert_eq!(s.recent_errors.back().map(|e| (e.component.as_str(), e.kind.as_str())), Some(("sink lake", "transient")));
+        assert_eq!((s.errors["transient"], s.errors["exhausted"]), (13, 12));
     }
 
     #[test]

@@ -146,6 +146,28 @@ mod tests {
     use sluice_core::state::TableStats;
     use sluice_core::stats::{FullLoad, StatsSnapshot};
 
+    #[tokio::test]
+    async fn healthz_is_503_with_the_reason_past_lag_alert() {
+        let stats = Stats::default();
+        let app = App { stats: stats.clone(), history: History::default(), lag_alert: Duration::from_secs(300) };
+        assert_eq!(healthz(State(app.clone())).await.status(), StatusCode::OK);
+        let err = sluice_core::SluiceError::new(sluice_core::ErrorKind::Transient, "binlog connection lost: reset by peer");
+        stats.error("source", &err);
+        let mut busy = stats.snapshot();
+        busy.source.lag_ms = 301_000;
+        let app = App { stats: stats_with(busy), ..app };
+        let res = healthz(State(app)).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        assert_eq!(std::str::from_utf8(&body).unwrap(), "source lag 301 s is above lag_alert 300 s\n");
+    }
+
+    fn stats_with(s: StatsSnapshot) -> Stats {
+        let stats = Stats::default();
+        stats.replace(s);
+        stats
+    }
+
     #[test]
     fn full_load_eta_follows_the_recent_rate() {
         let history = History::default();
