@@ -22,6 +22,7 @@ use crate::layout::{self, Collations, Layout};
 use crate::position::{BinlogPos, MysqlPosition, SnapshotProgress};
 use crate::schema::{load_table, TableInfo};
 use crate::source::Shared;
+use crate::watermark::Window;
 
 /// Events per message to the pipeline: amortises channel costs, bounds memory.
 const BATCH: usize = 1024;
@@ -44,6 +45,11 @@ pub struct BinlogReader<'a> {
     pub collations: &'a Collations,
     layouts: HashMap<u64, Option<Arc<Layout>>>,
     infos: HashMap<TableId, TableInfo>,
+    /// The replication stream and its file, kept when a call stopped at `until` (between
+    /// transactions): the next call goes on from there without reconnecting.
+    live: Option<(BinlogStream, String)>,
+    /// A watermark snapshot's open chunk: which of its rows the binlog touched.
+    pub window: Option<Window>,
 }
 
 /// Progress of the stream, shared with the reconnect loop.
@@ -84,7 +90,7 @@ struct Tx {
 
 impl<'a> BinlogReader<'a> {
     pub fn new(shared: &'a Shared, meta_conn: &'a mut Conn, collations: &'a Collations) -> Self {
-        Self { shared, meta_conn, collations, layouts: HashMap::new(), infos: HashMap::new() }
+        Self { shared, meta_conn, collations, layouts: HashMap::new(), infos: HashMap::new(), live: None, window: None }
     }
 
     /// Opens a replication connection at `cursor.committed` and streams until the channel
@@ -95,14 +101,16 @@ impl<'a> BinlogReader<'a> {
         out: &mpsc::Sender<SourceMsg>,
         until: Option<&BinlogPos>,
     ) -> Result<StreamEnd, SluiceError> {
-        let mut stream = self.open(&cursor.committed.binlog).await?;
-        let mut file = cursor.committed.binlog.file.clone();
-        let mut pending: Vec<ChangeEvent> = Vec::new();
-        let mut tx = Tx::default();
-        let idle_limit = self.shared.source.heartbeat.0 * 5 + Duration::from_secs(5);
         if let Some(end) = self.check_reached(cursor, out, until).await? {
             return Ok(end);
         }
+        let (mut stream, mut file) = match self.live.take() {
+            Some(live) => live,
+            None => (self.open(&cursor.committed.binlog).await?, cursor.committed.binlog.file.clone()),
+        };
+        let mut pending: Vec<ChangeEvent> = Vec::new();
+        let mut tx = Tx::default();
+        let idle_limit = self.shared.source.heartbeat.0 * 5 + Duration::from_secs(5);
         loop {
             let ev = match tokio::time::timeout(idle_limit, stream.next()).await {
                 Err(_) => return Err(SluiceError::transient("no binlog event or heartbeat from the server in time; reconnecting")),
@@ -200,7 +208,11 @@ impl<'a> BinlogReader<'a> {
                     };
                     let txid = tx.gtid.clone().unwrap_or_else(|| format!("{file}:{}", tx.start));
                     let ts_ms = i64::from(hdr.timestamp()) * 1000;
+                    let from = pending.len();
                     decode_rows(&stream, &re, &layout, cursor, &info, &txid, ts_ms, &mut pending)?;
+                    if let Some(w) = self.window.as_mut().filter(|w| w.table == layout.schema.id) {
+                        w.observe(&pending[from..]);
+                    }
                     if pending.len() >= BATCH && !send(out, SourceMsg::Events(std::mem::take(&mut pending))).await {
                         return Ok(StreamEnd::Closed);
                     }
@@ -225,6 +237,9 @@ impl<'a> BinlogReader<'a> {
                 return Ok(StreamEnd::Closed);
             }
             if let Some(end) = self.check_reached(cursor, out, until).await? {
+                if end == StreamEnd::Reached {
+                    self.live = Some((stream, file));
+                }
                 return Ok(end);
             }
         }

@@ -181,12 +181,16 @@ pub async fn check(cfg: &MysqlConfig, snapshot: &sluice_core::config::SnapshotCo
         )
     });
     if fl == Flavor::MySql && snapshot.mode != sluice_core::config::SnapshotMode::Never {
-        items.push(CheckItem::new(
-            "snapshot",
-            Status::Warn,
-            "MySQL does not report the binlog position of a consistent snapshot; the snapshot needs MariaDB or Percona Server",
-            "use [snapshot] mode = \"never\" on MySQL",
-        ));
+        use sluice_core::config::SnapshotMethod;
+        items.push(match snapshot.method {
+            SnapshotMethod::Consistent => CheckItem::new(
+                "snapshot",
+                Status::Fail,
+                "MySQL does not report the binlog position of a consistent snapshot, which [snapshot] method = \"consistent\" needs",
+                "set [snapshot] method = \"watermark\" (or \"auto\")",
+            ),
+            _ => CheckItem::ok("snapshot", "by watermarks (MySQL reports no consistent-snapshot position): no lock, SELECT is enough"),
+        });
     }
     items
 }

@@ -1,4 +1,4 @@
-//! MySQL/MariaDB source: server checks, consistent snapshot, binlog reader, schema tracking.
+//! MySQL/MariaDB source: server checks, consistent or watermark snapshot, binlog reader, schema tracking.
 pub mod binlog;
 pub mod charset;
 pub mod check;
@@ -11,6 +11,7 @@ pub mod position;
 pub mod schema;
 pub mod snapshot;
 pub mod source;
+pub mod watermark;
 
 pub use config::MysqlConfig;
 

@@ -44,6 +44,10 @@ pub struct SnapshotProgress {
     pub done: Vec<String>,
     /// The table being read and the key of its last row emitted (server text form).
     pub current: Option<TableCursor>,
+    /// Read by watermarks: the position is where the binlog resumes, exactly, and reading
+    /// goes on after `current` (a consistent snapshot instead starts a new read there).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub watermark: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -45,7 +45,7 @@ impl Snapshot {
         let get = |k: &str| status.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone());
         let (Some(file), Some(pos)) = (get("Binlog_snapshot_file"), get("Binlog_snapshot_position")) else {
             let hint = if shared.flavor == Flavor::MySql {
-                "MySQL has no binlog_snapshot_file/position status (MariaDB and Percona Server have); use [snapshot] mode = \"never\" and load existing rows another way"
+                "MySQL has no binlog_snapshot_file/position status (MariaDB and Percona Server have); set [snapshot] method = \"watermark\" (or \"auto\", which picks it on MySQL)"
             } else {
                 "is log_bin on?"
             };
@@ -73,7 +73,7 @@ impl Snapshot {
         out: &mpsc::Sender<SourceMsg>,
     ) -> Result<bool, SluiceError> {
         let todo: Vec<&TableInfo> = tables.iter().filter(|t| !progress.done.contains(&t.schema.id.to_string())).collect();
-        let (mut bar, estimates) = self.progress_bar(&todo).await;
+        let (mut bar, estimates) = progress_bar(&mut self.conn, &todo).await;
         let chunk = shared.snapshot.chunk_size.get() as usize;
         for (table, estimated_rows) in todo.into_iter().zip(estimates) {
             let name = table.schema.id.to_string();
@@ -85,12 +85,10 @@ impl Snapshot {
             // Keyset chunks need an index on the key (a configured key may have none): otherwise
             // one streamed SELECT (resumed from the table's start) beats re-scanning the table
             // for every chunk.
-            let keyset = !table.schema.key.is_empty()
-                && !table.schema.configured_key
-                && table.schema.key.iter().all(|&k| keyset_type(&table.schema.columns[k].ty));
+            let keyset = keyset(table);
             info!(table = %name, resumed = last_key.is_some(), "snapshotting table");
             if table.schema.configured_key && last_key.is_none() {
-                self.refuse_duplicate_keys(table).await?;
+                refuse_duplicate_keys(&mut self.conn, table).await?;
             }
             loop {
                 let sql = select_sql(table, last_key.as_deref(), keyset.then_some(chunk));
@@ -120,28 +118,6 @@ impl Snapshot {
         }
         bar.finish_and_clear();
         Ok(true)
-    }
-
-    /// A key from `[source] keys` is enforced by nothing: rows sharing one would be merged into
-    /// one in current-state sinks. Counted in the snapshot's own view of the table; the message
-    /// gives the count, never a value.
-    async fn refuse_duplicate_keys(&mut self, table: &TableInfo) -> Result<(), SluiceError> {
-        let id = &table.schema.id;
-        let cols = table.schema.key.iter().map(|&k| quote_ident(&table.schema.columns[k].name)).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM {}.{} GROUP BY {cols} HAVING COUNT(*) > 1) d",
-            quote_ident(&id.db),
-            quote_ident(&id.table)
-        );
-        let dups: Option<u64> = self.conn.query_first(sql).await.map_err(|e| classify(e, &format!("check the configured key of {id}")))?;
-        match dups.unwrap_or(0) {
-            0 => Ok(()),
-            n => Err(SluiceError::permanent(format!(
-                "[source] keys for {id} ({}) is not unique: {n} key value(s) appear on more than one row, and a lake would merge \
-                 those rows into one; choose key columns that identify each row (or add a primary key to the table)",
-                table.schema.key_names().join(", ")
-            ))),
-        }
     }
 
     /// One SELECT, streamed. Returns the row count (None if the channel closed) and the key of the last row.
@@ -195,37 +171,58 @@ impl Snapshot {
         }
         Ok((Some(count), last_key))
     }
+}
 
-    /// The bar over every table still to read, and the server's row estimate of each.
-    async fn progress_bar(&mut self, tables: &[&TableInfo]) -> (Progress, Vec<u64>) {
-        let mut total = 0u64;
-        let mut estimates = Vec::with_capacity(tables.len());
-        for t in tables {
-            let est: Option<u64> = self
-                .conn
-                .exec_first(
-                    "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                    (&t.schema.id.db, &t.schema.id.table),
-                )
-                .await
-                .ok()
-                .flatten();
-            total += est.unwrap_or(0);
-            estimates.push(est.unwrap_or(0));
-        }
-        // indicatif draws only when stderr is a terminal; elsewhere (a service, a pipe) the
-        // same figures go to the log every few seconds.
-        let bar = ProgressBar::new(total);
-        if let Ok(style) = ProgressStyle::with_template("snapshot {bar:40} {pos}/~{len} rows  {per_sec}  eta {eta}") {
-            bar.set_style(style);
-        }
-        let log = !std::io::stderr().is_terminal();
-        (Progress { bar, log, started: Instant::now(), logged: Instant::now() }, estimates)
+/// The bar over every table still to read, and the server's row estimate of each.
+pub(crate) async fn progress_bar(conn: &mut Conn, tables: &[&TableInfo]) -> (Progress, Vec<u64>) {
+    let mut total = 0u64;
+    let mut estimates = Vec::with_capacity(tables.len());
+    for t in tables {
+        let est: Option<u64> = conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&t.schema.id.db, &t.schema.id.table),
+            )
+            .await
+            .ok()
+            .flatten();
+        total += est.unwrap_or(0);
+        estimates.push(est.unwrap_or(0));
+    }
+    // indicatif draws only when stderr is a terminal; elsewhere (a service, a pipe) the
+    // same figures go to the log every few seconds.
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template("snapshot {bar:40} {pos}/~{len} rows  {per_sec}  eta {eta}") {
+        bar.set_style(style);
+    }
+    let log = !std::io::stderr().is_terminal();
+    (Progress { bar, log, started: Instant::now(), logged: Instant::now() }, estimates)
+}
+
+/// A key from `[source] keys` is enforced by nothing: rows sharing one would be merged into
+/// one in current-state sinks. Counted in the snapshot's own view of the table; the message
+/// gives the count, never a value.
+pub(crate) async fn refuse_duplicate_keys(conn: &mut Conn, table: &TableInfo) -> Result<(), SluiceError> {
+    let id = &table.schema.id;
+    let cols = table.schema.key.iter().map(|&k| quote_ident(&table.schema.columns[k].name)).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM {}.{} GROUP BY {cols} HAVING COUNT(*) > 1) d",
+        quote_ident(&id.db),
+        quote_ident(&id.table)
+    );
+    let dups: Option<u64> = conn.query_first(sql).await.map_err(|e| classify(e, &format!("check the configured key of {id}")))?;
+    match dups.unwrap_or(0) {
+        0 => Ok(()),
+        n => Err(SluiceError::permanent(format!(
+            "[source] keys for {id} ({}) is not unique: {n} key value(s) appear on more than one row, and a lake would merge \
+             those rows into one; choose key columns that identify each row (or add a primary key to the table)",
+            table.schema.key_names().join(", ")
+        ))),
     }
 }
 
 /// Snapshot progress: a bar on a terminal, a log line every [`LOG_EVERY`] otherwise.
-struct Progress {
+pub(crate) struct Progress {
     bar: ProgressBar,
     log: bool,
     started: Instant,
@@ -235,7 +232,7 @@ struct Progress {
 const LOG_EVERY: Duration = Duration::from_secs(2);
 
 impl Progress {
-    fn inc(&mut self, rows: u64) {
+    pub(crate) fn inc(&mut self, rows: u64) {
         self.bar.inc(rows);
         if self.log && self.logged.elapsed() >= LOG_EVERY {
             self.logged = Instant::now();
@@ -247,7 +244,7 @@ impl Progress {
         }
     }
 
-    fn finish_and_clear(&self) {
+    pub(crate) fn finish_and_clear(&self) {
         self.bar.finish_and_clear();
         let rows = self.bar.position();
         let per_s = rows as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
@@ -256,7 +253,7 @@ impl Progress {
 }
 
 /// Key values are kept as hex of the server's bytes: exact for binary keys too.
-fn text_of(v: Option<&My>) -> Option<String> {
+pub(crate) fn text_of(v: Option<&My>) -> Option<String> {
     match v {
         Some(My::Bytes(b)) => Some(b.iter().map(|b| format!("{b:02X}")).collect()),
         _ => None,
@@ -266,6 +263,14 @@ fn text_of(v: Option<&My>) -> Option<String> {
 fn unhex(hex: &str) -> String {
     let bytes: Vec<u8> = (0..hex.len() / 2).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Whether `table` can be read in keyset chunks: a key of types whose server ordering a keyset
+/// predicate follows exactly, backed by an index (a configured key may have none).
+pub(crate) fn keyset(table: &TableInfo) -> bool {
+    !table.schema.key.is_empty()
+        && !table.schema.configured_key
+        && table.schema.key.iter().all(|&k| keyset_type(&table.schema.columns[k].ty))
 }
 
 /// Types whose server ordering a keyset predicate can follow exactly.
@@ -288,7 +293,7 @@ fn select_expr(c: &sluice_core::Column) -> String {
 }
 
 /// `SELECT cols FROM t [WHERE key > last] ORDER BY key [LIMIT n]`.
-fn select_sql(t: &TableInfo, after: Option<&[Option<String>]>, limit: Option<usize>) -> String {
+pub(crate) fn select_sql(t: &TableInfo, after: Option<&[Option<String>]>, limit: Option<usize>) -> String {
     let s = &t.schema;
     let cols = s.columns.iter().map(select_expr).collect::<Vec<_>>().join(", ");
     let mut sql = format!("SELECT {cols} FROM {}.{}", quote_ident(&s.id.db), quote_ident(&s.id.table));
@@ -329,7 +334,7 @@ fn literal(t: &TableInfo, col: usize, hex: Option<&str>) -> String {
 }
 
 /// A snapshot row (text protocol) as typed values.
-fn decode_row(table: &TableInfo, row: &mut mysql_async::Row) -> Result<Vec<sluice_core::Value>, SluiceError> {
+pub(crate) fn decode_row(table: &TableInfo, row: &mut mysql_async::Row) -> Result<Vec<sluice_core::Value>, SluiceError> {
     let id = &table.schema.id;
     let mut values = Vec::with_capacity(table.schema.columns.len());
     for (i, col) in table.schema.columns.iter().enumerate() {

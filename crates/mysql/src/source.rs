@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use sluice_core::checkpoint::Checkpoint;
-use sluice_core::config::{SnapshotConfig, SnapshotMode};
+use sluice_core::config::{SnapshotConfig, SnapshotMethod, SnapshotMode};
 
 use crate::config::MysqlConfig;
 use sluice_core::retry::{Retry, RetryPolicy};
@@ -21,6 +21,7 @@ use crate::layout::Collations;
 use crate::position::{BinlogPos, MysqlPosition, SnapshotProgress};
 use crate::schema::{list_tables, load_table, TableInfo};
 use crate::snapshot::Snapshot;
+use crate::watermark;
 
 /// What every part of the source reads.
 pub struct Shared {
@@ -68,7 +69,19 @@ impl Source for MysqlSource {
 
         let mode = shared.snapshot.mode;
         let mut cursor = match resume_pos {
-            // An interrupted snapshot resumes, whatever the mode.
+            // An interrupted snapshot resumes, whatever the mode, by the method it started with.
+            Some(pos) if pos.snapshot.as_ref().is_some_and(|p| p.watermark) => {
+                let seq = above_held(seq, self.held);
+                ensure_available(&mut meta, &pos.binlog).await?;
+                let progress = pos.snapshot.clone().unwrap_or_default();
+                info!(done = progress.done.len(), position = %pos.binlog, "resuming an interrupted watermark snapshot");
+                let tables = load_tables(&shared, &mut meta).await?;
+                let mut cursor = Cursor::new(pos, seq, None);
+                if !watermark::read(&shared, &mut meta, &collations, &tables, progress, &mut cursor, &out).await? {
+                    return Ok(());
+                }
+                cursor
+            }
             Some(pos) if pos.snapshot.is_some() => {
                 let seq = above_held(seq, self.held);
                 let Some(c) = resume_snapshot(&shared, &mut meta, &collations, pos, seq, &out).await? else { return Ok(()) };
@@ -82,6 +95,23 @@ impl Source for MysqlSource {
                 let cursor = Cursor::new(pos, seq, None);
                 let cp = Checkpoint { position: cursor.committed.to_json(), next_seq: seq };
                 if out.send(SourceMsg::Checkpoint(cp)).await.is_err() {
+                    return Ok(());
+                }
+                cursor
+            }
+            _ if use_watermark(&shared, &mut meta).await? => {
+                let seq = above_held(seq, self.held);
+                // The binlog is streamed from here while the chunks are read; this first
+                // checkpoint makes a crash resume the snapshot rather than skip it.
+                let progress = SnapshotProgress { watermark: true, ..SnapshotProgress::default() };
+                let pos = MysqlPosition { binlog: end.clone(), gtid: None, snapshot: Some(progress.clone()) };
+                info!(position = %end, "snapshot by watermarks: reading chunks while streaming the binlog");
+                if out.send(SourceMsg::Checkpoint(Checkpoint { position: pos.to_json(), next_seq: seq })).await.is_err() {
+                    return Ok(());
+                }
+                let tables = load_tables(&shared, &mut meta).await?;
+                let mut cursor = Cursor::new(pos, seq, None);
+                if !watermark::read(&shared, &mut meta, &collations, &tables, progress, &mut cursor, &out).await? {
                     return Ok(());
                 }
                 cursor
@@ -107,6 +137,20 @@ impl Source for MysqlSource {
         cursor.caught_up_at = Some(end);
         stream_forever(&shared, &mut meta, &collations, cursor, &out, committed).await
     }
+}
+
+/// `[snapshot] method`: `auto` reads by watermarks where the server does not report the binlog
+/// position of a consistent read (MySQL, Aurora; MariaDB and Percona Server do).
+async fn use_watermark(shared: &Shared, meta: &mut Conn) -> Result<bool, SluiceError> {
+    Ok(match shared.snapshot.method {
+        SnapshotMethod::Consistent => false,
+        SnapshotMethod::Watermark => true,
+        SnapshotMethod::Auto => {
+            let status: Vec<(String, String)> =
+                meta.query("SHOW STATUS LIKE 'binlog_snapshot_file'").await.map_err(|e| classify(e, "SHOW STATUS"))?;
+            status.is_empty()
+        }
+    })
 }
 
 /// Only an exact binlog resume reproduces the `seq`s a sink may already hold. A snapshot (new or

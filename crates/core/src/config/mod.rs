@@ -102,11 +102,28 @@ pub enum SnapshotMode {
     Always,
 }
 
+/// How the initial snapshot reads rows while the source keeps changing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotMethod {
+    /// `consistent` where the server reports the binlog position of a consistent read
+    /// (MariaDB, Percona Server), `watermark` elsewhere (MySQL 8, Aurora).
+    #[default]
+    Auto,
+    /// One repeatable-read transaction at a known log position; the log is streamed from there.
+    Consistent,
+    /// Chunks read between a low and a high watermark of the log, with the log's changes in
+    /// that window taking precedence (DBLog): no lock and no special server status needed.
+    Watermark,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotConfig {
     #[serde(default)]
     pub mode: SnapshotMode,
+    #[serde(default)]
+    pub method: SnapshotMethod,
     /// Rows per snapshot chunk (one keyset-paginated SELECT each).
     #[serde(default = "defaults::chunk_size")]
     pub chunk_size: NonZeroU32,
@@ -114,7 +131,7 @@ pub struct SnapshotConfig {
 
 impl Default for SnapshotConfig {
     fn default() -> Self {
-        Self { mode: SnapshotMode::default(), chunk_size: defaults::chunk_size() }
+        Self { mode: SnapshotMode::default(), method: SnapshotMethod::default(), chunk_size: defaults::chunk_size() }
     }
 }
 

@@ -1,0 +1,220 @@
+//! Snapshot by watermarks (DBLog; Flink CDC's incremental snapshot), for servers that do not
+//! report the binlog position of a consistent read (MySQL 8, Aurora) and for users with only
+//! SELECT, REPLICATION SLAVE and REPLICATION CLIENT: no lock, no long transaction, no special
+//! status.
+//!
+//! The binlog is streamed from the position where the snapshot started, and each chunk is read
+//! between two points of it: after the chunk's SELECT (plain autocommit reads, keyset-paginated)
+//! the binlog's end is the chunk's high watermark. The stream is read up to there, its events
+//! passing to the pipeline as usual, and every row of the chunk that an event in that window
+//! touched (its key in a before or after image) is dropped from the chunk: the event carries the
+//! row's newer state, because row images are full. The remaining rows are emitted as reads at
+//! the high watermark, then a checkpoint that holds the binlog position and the chunk's last key.
+//!
+//! Why this is exact: a row the SELECT saw either changed in the window (then the binlog has it,
+//! and the read is dropped) or it did not (then its state at the read is its state at the high
+//! watermark, where the read is placed). Row changes committed after the high watermark come
+//! after the read in the stream. A transaction is in the binlog before its commit becomes
+//! visible to other sessions, so nothing the SELECT saw lies after the high watermark.
+//!
+//! The stream does carry changes to rows whose chunk is not read yet; their later read shows a
+//! state at least as new. Sinks merge by key, so the result is the source's table; a changelog
+//! reader sees such a row's change before its read.
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use sluice_core::checkpoint::Checkpoint;
+use sluice_core::event::SourceInfo;
+use sluice_core::source::SourceMsg;
+use sluice_core::{ChangeEvent, Op, Row, SluiceError, TableId};
+use tokio::sync::mpsc;
+use tracing::info;
+
+use crate::binlog::{BinlogReader, Cursor, StreamEnd};
+use crate::conn::classify;
+use crate::layout::Collations;
+use crate::position::{SnapshotProgress, TableCursor};
+use crate::schema::TableInfo;
+use crate::snapshot::{decode_row, keyset, progress_bar, refuse_duplicate_keys, select_sql, text_of};
+use crate::source::{master_position, Shared};
+
+const BATCH: usize = 1024;
+
+/// The rows of one open chunk that binlog events touched, by identity (the key columns, or every
+/// column of a table without key).
+pub struct Window {
+    pub table: TableId,
+    cols: Vec<usize>,
+    touched: HashSet<String>,
+    buf: String,
+}
+
+impl Window {
+    fn new(table: &TableInfo) -> Self {
+        let s = &table.schema;
+        let cols = if s.key.is_empty() { (0..s.columns.len()).collect() } else { s.key.clone() };
+        Self { table: s.id.clone(), cols, touched: HashSet::new(), buf: String::new() }
+    }
+
+    /// Notes the rows that `events` (of this window's table) change.
+    pub fn observe(&mut self, events: &[ChangeEvent]) {
+        for ev in events {
+            for row in [&ev.before, &ev.after].into_iter().flatten() {
+                identity(row, &self.cols, &mut self.buf);
+                if !self.touched.contains(self.buf.as_str()) {
+                    self.touched.insert(self.buf.clone());
+                }
+            }
+        }
+    }
+
+    fn touches(&mut self, row: &Row) -> bool {
+        identity(row, &self.cols, &mut self.buf);
+        self.touched.contains(self.buf.as_str())
+    }
+}
+
+/// A row's identity as text: the snapshot and the binlog decode a stored datum to the same
+/// `Value` (tests/types.rs), so equal rows give equal text.
+fn identity(row: &Row, cols: &[usize], buf: &mut String) {
+    buf.clear();
+    for &c in cols {
+        let _ = write!(buf, "{:?}\u{1}", row.get(c));
+    }
+}
+
+/// Reads every table not yet done in `progress` by watermarks, streaming the binlog from
+/// `cursor` meanwhile. Returns false if the pipeline closed the channel. On return `cursor` is
+/// past the last chunk's high watermark, with the snapshot finished.
+pub async fn read(
+    shared: &Shared,
+    meta: &mut Conn,
+    collations: &Collations,
+    tables: &[TableInfo],
+    mut progress: SnapshotProgress,
+    cursor: &mut Cursor,
+    out: &mpsc::Sender<SourceMsg>,
+) -> Result<bool, SluiceError> {
+    progress.watermark = true;
+    let mut conn = crate::conn::connect(&shared.source.url).await?;
+    conn.query_drop("SET SESSION time_zone = '+00:00'; SET NAMES utf8mb4")
+        .await
+        .map_err(|e| classify(e, "prepare the snapshot connection"))?;
+    let todo: Vec<&TableInfo> = tables.iter().filter(|t| !progress.done.contains(&t.schema.id.to_string())).collect();
+    let (mut bar, estimates) = progress_bar(&mut conn, &todo).await;
+    let chunk = shared.snapshot.chunk_size.get() as usize;
+    let mut reader = BinlogReader::new(shared, meta, collations);
+    cursor.carry_snapshot = Some(progress.clone());
+    for (table, estimated_rows) in todo.into_iter().zip(estimates) {
+        let name = table.schema.id.to_string();
+        if out.send(SourceMsg::FullLoad { table: table.schema.id.clone(), estimated_rows, done: false }).await.is_err() {
+            return Ok(false);
+        }
+        let mut last_key = progress.current.take().filter(|c| c.table == name).map(|c| c.key(shared.sealer.as_ref())).transpose()?;
+        let keyset = keyset(table);
+        if !keyset {
+            info!(table = %name, "no key to read this table in chunks by: it is read in one piece, held in memory until its window closes");
+        }
+        info!(table = %name, resumed = last_key.is_some(), method = "watermark", "snapshotting table");
+        if table.schema.configured_key && last_key.is_none() {
+            refuse_duplicate_keys(&mut conn, table).await?;
+        }
+        loop {
+            let sql = select_sql(table, last_key.as_deref(), keyset.then_some(chunk));
+            let (rows, key) = select(&mut conn, table, &sql).await?;
+            let high = master_position(&mut conn).await?;
+            reader.window = Some(Window::new(table));
+            if reader.stream(cursor, out, Some(&high)).await? == StreamEnd::Closed {
+                return Ok(false);
+            }
+            let mut window = reader.window.take().unwrap_or_else(|| Window::new(table));
+            let read = rows.len();
+            if !emit(table, rows, &mut window, cursor, out).await {
+                return Ok(false);
+            }
+            bar.inc(read as u64);
+            if keyset && read == chunk {
+                last_key = key;
+                progress.current = Some(TableCursor::new(name.clone(), last_key.clone().unwrap_or_default(), shared.sealer.as_ref()));
+            } else {
+                progress.current = None;
+                progress.done.push(name.clone());
+            }
+            if !checkpoint(cursor, Some(&progress), out).await {
+                return Ok(false);
+            }
+            if progress.current.is_none() {
+                info!(table = %name, "snapshot of table done");
+                let done = SourceMsg::FullLoad { table: table.schema.id.clone(), estimated_rows, done: true };
+                if out.send(done).await.is_err() {
+                    return Ok(false);
+                }
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    info!(rows = cursor.seq, position = %cursor.committed.binlog, "snapshot complete; streaming the binlog on");
+    Ok(checkpoint(cursor, None, out).await)
+}
+
+/// One chunk's rows, decoded, and the key of its last row.
+async fn select(conn: &mut Conn, table: &TableInfo, sql: &str) -> Result<(Vec<Row>, Option<Vec<Option<String>>>), SluiceError> {
+    let id = &table.schema.id;
+    let what = || format!("snapshot read of {id}");
+    let mut result = conn.query_iter(sql).await.map_err(|e| classify(e, &what()))?;
+    let mut rows = Vec::new();
+    let mut last_key = None;
+    while let Some(mut row) = result.next().await.map_err(|e| classify(e, &what()))? {
+        last_key = Some(table.schema.key.iter().map(|&k| text_of(row.as_ref(k))).collect());
+        rows.push(decode_row(table, &mut row)?);
+    }
+    Ok((rows, last_key))
+}
+
+/// Sends the rows the window did not touch as reads at the cursor's position.
+async fn emit(table: &TableInfo, rows: Vec<Row>, window: &mut Window, cursor: &mut Cursor, out: &mpsc::Sender<SourceMsg>) -> bool {
+    let info = SourceInfo {
+        connector: crate::CONNECTOR,
+        file: cursor.committed.binlog.file.clone(),
+        pos: cursor.committed.binlog.pos,
+        gtid: cursor.committed.gtid.clone(),
+        server_id: 0,
+        snapshot: true,
+    };
+    let ts_ms = chrono::Utc::now().timestamp_millis();
+    let mut batch = Vec::with_capacity(BATCH.min(rows.len()));
+    for row in rows {
+        if window.touches(&row) {
+            continue;
+        }
+        batch.push(ChangeEvent {
+            op: Op::Read,
+            schema: table.schema.clone(),
+            before: None,
+            after: Some(row),
+            ts_ms,
+            tx: None,
+            seq: cursor.seq,
+            source: info.clone(),
+        });
+        cursor.seq += 1;
+        if batch.len() == BATCH && out.send(SourceMsg::Events(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))).await.is_err() {
+            return false;
+        }
+    }
+    batch.is_empty() || out.send(SourceMsg::Events(batch)).await.is_ok()
+}
+
+/// A checkpoint after the reads: the binlog resumes exactly here, the snapshot after `progress`
+/// (`None`: the snapshot is finished).
+async fn checkpoint(cursor: &mut Cursor, progress: Option<&SnapshotProgress>, out: &mpsc::Sender<SourceMsg>) -> bool {
+    cursor.carry_snapshot = progress.cloned();
+    cursor.committed.snapshot = progress.cloned();
+    cursor.committed_seq = cursor.seq;
+    cursor.sent_below = cursor.sent_below.max(cursor.seq);
+    let cp = Checkpoint { position: cursor.committed.to_json(), next_seq: cursor.seq };
+    out.send(SourceMsg::Checkpoint(cp)).await.is_ok()
+}
