@@ -78,6 +78,17 @@ enum Command {
         #[arg(long, value_enum, default_value_t = cmd::tail::Format::Debezium)]
         format: cmd::tail::Format,
     },
+    /// Read tables again while streaming goes on (Debezium's incremental snapshot): a running
+    /// `sluice run` takes the request within a second and reads the table in chunks by
+    /// watermarks; with no run active, the next `sluice run` does. Every row arrives again as a
+    /// snapshot read (`op` r); rows a sink holds that the source no longer has are not removed.
+    Snapshot {
+        #[arg(short, long, default_value = "sluice.toml")]
+        config: PathBuf,
+        /// A captured table (`db.table`); repeat for several.
+        #[arg(long, required = true)]
+        table: Vec<String>,
+    },
     /// Show the committed position, lag and per-table statistics (like DMS table statistics).
     Status {
         #[arg(short, long, default_value = "sluice.toml")]
@@ -141,6 +152,7 @@ fn main() -> ExitCode {
                 cmd::tail::run(&config, cmd::tail::TailArgs { source, from, limit, follow: !no_follow, table, format }).await
             }
             Command::Status { config, json } => cmd::status::run(&config, json).await,
+            Command::Snapshot { config, table } => cmd::snapshot::run(&config, &table).await,
             Command::Query { config, sql, format } => cmd::query::run(&config, &sql, format).await,
             Command::Validate { config, table } => cmd::validate::run(&config, table.as_deref()).await,
             Command::Lake { command: LakeCommand::Ddl { config, engine } } => cmd::lake::ddl(&config, engine).await,

@@ -1,6 +1,7 @@
 //! No silent initial-load gap: a pattern that matches nothing fails `check`; a table that starts
-//! to match `[source] tables`, or a sink added to a pipeline that already ran, makes `run` refuse
-//! to start with the table or sink and the fix, instead of loading only new changes.
+//! to match `[source] tables` is snapshotted by watermarks while the others stream on; a sink
+//! added to a pipeline that already ran makes `run` refuse to start with the fix, instead of
+//! loading only new changes.
 mod common;
 
 use common::{config_text, Workdir};
@@ -30,7 +31,7 @@ async fn a_pattern_that_matches_nothing_fails_check_unless_expected_later() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_table_that_newly_matches_is_refused_until_it_is_loaded() {
+async fn a_table_that_newly_matches_is_snapshotted_while_the_others_stream() {
     let db = MariaDb::start();
     db.exec(
         "CREATE DATABASE shop; CREATE TABLE shop.users (id INT PRIMARY KEY); CREATE TABLE shop.orders (id INT PRIMARY KEY);
@@ -41,23 +42,31 @@ async fn a_table_that_newly_matches_is_refused_until_it_is_loaded() {
     let w = Workdir::with_config(&with_tables(&base, "\"shop.users\""));
     w.run_once().await;
     assert_eq!(w.events().len(), 2);
+    db.exec("INSERT INTO shop.users VALUES (3); INSERT INTO shop.orders VALUES (13)").await;
 
-    // The user widens the selection: shop.orders' three rows were never loaded.
+    // The user widens the selection: shop.orders' rows were never loaded. The run reads them
+    // by watermarks and streams shop.users on from its position (no second read of it).
     std::fs::write(w.config(), with_tables(&base, "\"shop.users\", \"shop.orders\"")).unwrap();
-    let out = w.sluice("run", &["--once"]).await;
-    assert_ne!(out.code, Some(0), "{out}");
-    assert!(out.stderr.contains("shop.orders now match [source] tables but were not captured before"), "{out}");
-    assert!(out.stderr.contains("mode = \\\"always\\\"") || out.stderr.contains("mode = \"always\""), "{out}");
-    assert_eq!(w.events().len(), 2, "nothing delivered while refusing");
-
-    // The fix it names: one run that reads every table again.
-    std::fs::write(w.config(), with_tables(&base, "\"shop.users\", \"shop.orders\"") + "\n[snapshot]\nmode = \"always\"\n").unwrap();
+    let out = w.run_once().await;
+    assert!(out.stderr.contains("shop.orders") && out.stderr.contains("snapshotted while streaming goes on"), "{out}");
+    let ids = |table: &str, op: &str| -> Vec<i64> {
+        w.events()
+            .iter()
+            .filter(|e| e["source"]["table"] == table && common::op(e) == op)
+            .map(|e| e["after"]["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids("users", "r"), vec![1, 2], "shop.users must not be read again");
+    assert_eq!(ids("users", "c"), vec![3]);
+    // Row 13 was inserted after the last run: the binlog carries it (and the read drops it).
+    assert_eq!(ids("orders", "c"), vec![13]);
+    assert_eq!(ids("orders", "r"), vec![10, 11, 12]);
+    let left = std::fs::read_dir(w.path().join(".sluice/snapshot-requests")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "the request must be cleared once done");
+    // Nothing newly matches any more.
+    let n = w.events().len();
     w.run_once().await;
-    let orders = w.events().iter().filter(|e| e["source"]["table"] == "orders" && common::op(e) == "r").count();
-    assert_eq!(orders, 3);
-    // Back to the default mode: nothing newly matches any more.
-    std::fs::write(w.config(), with_tables(&base, "\"shop.users\", \"shop.orders\"")).unwrap();
-    w.run_once().await;
+    assert_eq!(w.events().len(), n);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ pub mod encode;
 pub mod error;
 pub mod event;
 pub mod pipeline;
+pub mod requests;
 pub mod retry;
 pub mod schema;
 pub mod seal;

@@ -42,6 +42,10 @@ pub trait Source: Send {
     /// checkpoint. Exact replays (the binlog) reproduce the same `seq`s and may ignore it; a
     /// source that re-reads differently (a resumed snapshot) must number from `seq + 1`.
     fn sinks_hold_up_to(&mut self, _seq: u64) {}
+    /// Called before `run`: where `sluice snapshot --table` leaves its requests. A source that
+    /// can re-read a table while streaming takes them between transactions (and clears each
+    /// once done); others ignore them.
+    fn snapshot_requests(&mut self, _requests: crate::requests::SnapshotRequests) {}
     async fn run(
         self: Box<Self>,
         resume: Option<Checkpoint>,

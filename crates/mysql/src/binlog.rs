@@ -35,6 +35,9 @@ pub enum StreamEnd {
     Closed,
     /// Reached the requested `until` position.
     Reached,
+    /// `yield_every` passed: stopped between transactions so the caller can look for work
+    /// (snapshot requests); the next call goes on from here.
+    Yielded,
 }
 
 /// Decoding state of one replication session.
@@ -50,6 +53,8 @@ pub struct BinlogReader<'a> {
     live: Option<(BinlogStream, String)>,
     /// A watermark snapshot's open chunk: which of its rows the binlog touched.
     pub window: Option<Window>,
+    /// Stop between transactions this often ([`StreamEnd::Yielded`]).
+    pub yield_every: Option<Duration>,
 }
 
 /// Progress of the stream, shared with the reconnect loop.
@@ -90,7 +95,7 @@ struct Tx {
 
 impl<'a> BinlogReader<'a> {
     pub fn new(shared: &'a Shared, meta_conn: &'a mut Conn, collations: &'a Collations) -> Self {
-        Self { shared, meta_conn, collations, layouts: HashMap::new(), infos: HashMap::new(), live: None, window: None }
+        Self { shared, meta_conn, collations, layouts: HashMap::new(), infos: HashMap::new(), live: None, window: None, yield_every: None }
     }
 
     /// Opens a replication connection at `cursor.committed` and streams until the channel
@@ -110,6 +115,7 @@ impl<'a> BinlogReader<'a> {
         };
         let mut pending: Vec<ChangeEvent> = Vec::new();
         let mut tx = Tx::default();
+        let started = std::time::Instant::now();
         let idle_limit = self.shared.source.heartbeat.0 * 5 + Duration::from_secs(5);
         loop {
             let ev = match tokio::time::timeout(idle_limit, stream.next()).await {
@@ -236,8 +242,13 @@ impl<'a> BinlogReader<'a> {
             if out.is_closed() {
                 return Ok(StreamEnd::Closed);
             }
-            if let Some(end) = self.check_reached(cursor, out, until).await? {
-                if end == StreamEnd::Reached {
+            let yielding = self.yield_every.is_some_and(|every| started.elapsed() >= every) && !tx.open && pending.is_empty();
+            let end = match self.check_reached(cursor, out, until).await? {
+                None if yielding => Some(StreamEnd::Yielded),
+                end => end,
+            };
+            if let Some(end) = end {
+                if end != StreamEnd::Closed {
                     self.live = Some((stream, file));
                 }
                 return Ok(end);

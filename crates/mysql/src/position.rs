@@ -48,6 +48,9 @@ pub struct SnapshotProgress {
     /// goes on after `current` (a consistent snapshot instead starts a new read there).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub watermark: bool,
+    /// Only these tables (`db.t`): a snapshot asked for while streaming (`sluice snapshot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

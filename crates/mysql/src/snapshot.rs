@@ -91,7 +91,7 @@ impl Snapshot {
                 refuse_duplicate_keys(&mut self.conn, table).await?;
             }
             loop {
-                let sql = select_sql(table, last_key.as_deref(), keyset.then_some(chunk));
+                let sql = select_sql(table, last_key.as_deref(), None, keyset.then_some(chunk));
                 let (rows, key) = self.read_chunk(table, &sql, cursor, out, &mut bar).await?;
                 let Some(rows) = rows else { return Ok(false) };
                 if keyset && rows == chunk {
@@ -292,27 +292,56 @@ fn select_expr(c: &sluice_core::Column) -> String {
     }
 }
 
-/// `SELECT cols FROM t [WHERE key > last] ORDER BY key [LIMIT n]`.
-pub(crate) fn select_sql(t: &TableInfo, after: Option<&[Option<String>]>, limit: Option<usize>) -> String {
+/// `SELECT cols FROM t [WHERE key > after [AND NOT key > upto]] ORDER BY key [LIMIT n]`.
+pub(crate) fn select_sql(t: &TableInfo, after: Option<&[Option<String>]>, upto: Option<&[Option<String>]>, limit: Option<usize>) -> String {
     let s = &t.schema;
     let cols = s.columns.iter().map(select_expr).collect::<Vec<_>>().join(", ");
     let mut sql = format!("SELECT {cols} FROM {}.{}", quote_ident(&s.id.db), quote_ident(&s.id.table));
     let Some(limit) = limit else { return sql };
     let keys: Vec<String> = s.key.iter().map(|&k| quote_ident(&s.columns[k].name)).collect();
+    let mut conds = Vec::new();
     if let Some(after) = after {
-        let lits: Vec<String> = s.key.iter().zip(after).map(|(&k, v)| literal(t, k, v.as_deref())).collect();
-        // (a > x) OR (a = x AND b > y) ...: a form every optimizer turns into an index range.
-        let ors: Vec<String> = (0..keys.len())
-            .map(|i| {
-                let mut parts: Vec<String> = (0..i).map(|j| format!("{} = {}", keys[j], lits[j])).collect();
-                parts.push(format!("{} > {}", keys[i], lits[i]));
-                format!("({})", parts.join(" AND "))
-            })
-            .collect();
-        sql.push_str(&format!(" WHERE {}", ors.join(" OR ")));
+        conds.push(key_above(t, &keys, after));
+    }
+    if let Some(upto) = upto {
+        conds.push(format!("NOT {}", key_above(t, &keys, upto)));
+    }
+    if !conds.is_empty() {
+        sql.push_str(&format!(" WHERE {}", conds.join(" AND ")));
     }
     sql.push_str(&format!(" ORDER BY {} LIMIT {limit}", keys.join(", ")));
     sql
+}
+
+/// `(a > x) OR (a = x AND b > y) ...`: the key above `key`, in a form every optimizer turns into
+/// an index range.
+fn key_above(t: &TableInfo, keys: &[String], key: &[Option<String>]) -> String {
+    let lits: Vec<String> = t.schema.key.iter().zip(key).map(|(&k, v)| literal(t, k, v.as_deref())).collect();
+    let ors: Vec<String> = (0..keys.len())
+        .map(|i| {
+            let mut parts: Vec<String> = (0..i).map(|j| format!("{} = {}", keys[j], lits[j])).collect();
+            parts.push(format!("{} > {}", keys[i], lits[i]));
+            format!("({})", parts.join(" AND "))
+        })
+        .collect();
+    format!("({})", ors.join(" OR "))
+}
+
+/// The table's highest key now (server text form), `None` when it is empty.
+pub(crate) async fn highest_key(conn: &mut Conn, t: &TableInfo) -> Result<Option<Vec<Option<String>>>, SluiceError> {
+    let s = &t.schema;
+    let desc: Vec<String> = s.key.iter().map(|&k| format!("{} DESC", quote_ident(&s.columns[k].name))).collect();
+    let cols: Vec<String> = s.key.iter().map(|&k| quote_ident(&s.columns[k].name)).collect();
+    let sql = format!(
+        "SELECT {} FROM {}.{} ORDER BY {} LIMIT 1",
+        cols.join(", "),
+        quote_ident(&s.id.db),
+        quote_ident(&s.id.table),
+        desc.join(", ")
+    );
+    let row: Option<mysql_async::Row> =
+        conn.query_first(sql).await.map_err(|e| classify(e, &format!("read the highest key of {}", s.id)))?;
+    Ok(row.map(|r| (0..s.key.len()).map(|i| text_of(r.as_ref(i))).collect()))
 }
 
 /// A literal for a key value (hex of the server's text), compared in the column's own collation.
@@ -354,7 +383,7 @@ pub async fn scan_table(
     let mut conn = crate::conn::connect(url).await?;
     conn.query_drop("SET SESSION time_zone = '+00:00'; SET NAMES utf8mb4").await.map_err(|e| classify(e, "prepare the scan"))?;
     let what = format!("scan {}", table.schema.id);
-    let mut result = conn.query_iter(select_sql(table, None, None)).await.map_err(|e| classify(e, &what))?;
+    let mut result = conn.query_iter(select_sql(table, None, None, None)).await.map_err(|e| classify(e, &what))?;
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(mut row) = result.next().await.map_err(|e| classify(e, &what))? {
         batch.push(decode_row(table, &mut row)?);

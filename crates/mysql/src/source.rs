@@ -7,6 +7,7 @@ use sluice_core::checkpoint::Checkpoint;
 use sluice_core::config::{SnapshotConfig, SnapshotMethod, SnapshotMode};
 
 use crate::config::MysqlConfig;
+use sluice_core::requests::SnapshotRequests;
 use sluice_core::retry::{Retry, RetryPolicy};
 use sluice_core::source::{Source, SourceMsg};
 use sluice_core::SluiceError;
@@ -38,13 +39,14 @@ pub struct MysqlSource {
     sealer: Option<Sealer>,
     /// The highest `seq` a sink already holds (see `Source::sinks_hold_up_to`).
     held: Option<u64>,
+    requests: Option<SnapshotRequests>,
 }
 
 impl MysqlSource {
     /// `sealer` seals snapshot positions (which hold key values): give one when masking is
     /// configured (see `Config::snapshot_sealer`).
     pub fn new(source: MysqlConfig, snapshot: SnapshotConfig, sealer: Option<Sealer>) -> Self {
-        Self { source, snapshot, sealer, held: None }
+        Self { source, snapshot, sealer, held: None, requests: None }
     }
 }
 
@@ -52,6 +54,10 @@ impl MysqlSource {
 impl Source for MysqlSource {
     fn sinks_hold_up_to(&mut self, seq: u64) {
         self.held = Some(seq);
+    }
+
+    fn snapshot_requests(&mut self, requests: SnapshotRequests) {
+        self.requests = Some(requests);
     }
 
     async fn run(
@@ -77,7 +83,8 @@ impl Source for MysqlSource {
                 info!(done = progress.done.len(), position = %pos.binlog, "resuming an interrupted watermark snapshot");
                 let tables = load_tables(&shared, &mut meta).await?;
                 let mut cursor = Cursor::new(pos, seq, None);
-                if !watermark::read(&shared, &mut meta, &collations, &tables, progress, &mut cursor, &out).await? {
+                let mut reader = BinlogReader::new(&shared, &mut meta, &collations);
+                if !watermark::read(&shared, &mut reader, &tables, progress, &mut cursor, &out).await? {
                     return Ok(());
                 }
                 cursor
@@ -111,7 +118,8 @@ impl Source for MysqlSource {
                 }
                 let tables = load_tables(&shared, &mut meta).await?;
                 let mut cursor = Cursor::new(pos, seq, None);
-                if !watermark::read(&shared, &mut meta, &collations, &tables, progress, &mut cursor, &out).await? {
+                let mut reader = BinlogReader::new(&shared, &mut meta, &collations);
+                if !watermark::read(&shared, &mut reader, &tables, progress, &mut cursor, &out).await? {
                     return Ok(());
                 }
                 cursor
@@ -135,7 +143,7 @@ impl Source for MysqlSource {
             }
         };
         cursor.caught_up_at = Some(end);
-        stream_forever(&shared, &mut meta, &collations, cursor, &out, committed).await
+        stream_forever(&shared, &mut meta, &collations, cursor, &out, committed, self.requests.as_ref()).await
     }
 }
 
@@ -232,15 +240,27 @@ async fn stream_forever(
     mut cursor: Cursor,
     out: &mpsc::Sender<SourceMsg>,
     committed: watch::Receiver<Option<Checkpoint>>,
+    requests: Option<&SnapshotRequests>,
 ) -> Result<(), SluiceError> {
     let mut retry = Retry::new(RetryPolicy::new(shared.source.reconnect_timeout.0));
     ensure_available(meta, &cursor.committed.binlog).await?;
     loop {
         let mut reader = BinlogReader::new(shared, meta, collations);
+        reader.yield_every = requests.map(|_| REQUESTS_EVERY);
         let before = cursor.committed.clone();
-        let err = match reader.stream(&mut cursor, out, None).await {
-            Ok(_) => return Ok(()),
-            Err(e) => e,
+        // Requests are looked at before streaming (a `--once` run takes them too) and then at
+        // every yield.
+        let err = loop {
+            match snapshot_requested(shared, &mut reader, requests, &mut cursor, out).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => break e,
+            }
+            match reader.stream(&mut cursor, out, None).await {
+                Ok(StreamEnd::Yielded) => {}
+                Ok(_) => return Ok(()),
+                Err(e) => break e,
+            }
         };
         if cursor.committed != before {
             retry.succeeded();
@@ -264,6 +284,45 @@ async fn stream_forever(
             }
         }
     }
+}
+
+/// How often streaming looks for `sluice snapshot` requests.
+const REQUESTS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Snapshots the requested tables by watermarks while streaming goes on. False if the pipeline
+/// closed the channel.
+async fn snapshot_requested(
+    shared: &Shared,
+    reader: &mut BinlogReader<'_>,
+    requests: Option<&SnapshotRequests>,
+    cursor: &mut Cursor,
+    out: &mpsc::Sender<SourceMsg>,
+) -> Result<bool, SluiceError> {
+    let Some(requests) = requests else { return Ok(true) };
+    for id in requests.pending() {
+        if !shared.source.captures(&id.db, &id.table) {
+            warn!(table = %id, "snapshot requested for a table [source] tables does not capture: ignored");
+            requests.clear(&id);
+            continue;
+        }
+        let mut table = match load_table(reader.meta_conn, &id).await {
+            Ok(t) => t,
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => {
+                warn!(table = %id, error = %e.chain(), "snapshot requested for a table that cannot be read: ignored");
+                requests.clear(&id);
+                continue;
+            }
+        };
+        shared.source.apply_keys(std::sync::Arc::make_mut(&mut table.schema));
+        info!(table = %id, "snapshot requested: reading the table by watermarks while streaming goes on");
+        let progress = SnapshotProgress { watermark: true, only: Some(vec![id.to_string()]), ..SnapshotProgress::default() };
+        if !watermark::read(shared, reader, std::slice::from_ref(&table), progress, cursor, out).await? {
+            return Ok(false);
+        }
+        requests.clear(&id);
+    }
+    Ok(true)
 }
 
 async fn reconnect_meta(shared: &Shared) -> Result<Conn, SluiceError> {

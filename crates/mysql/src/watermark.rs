@@ -34,10 +34,9 @@ use tracing::info;
 
 use crate::binlog::{BinlogReader, Cursor, StreamEnd};
 use crate::conn::classify;
-use crate::layout::Collations;
 use crate::position::{SnapshotProgress, TableCursor};
 use crate::schema::TableInfo;
-use crate::snapshot::{decode_row, keyset, progress_bar, refuse_duplicate_keys, select_sql, text_of};
+use crate::snapshot::{decode_row, highest_key, keyset, progress_bar, refuse_duplicate_keys, select_sql, text_of};
 use crate::source::{master_position, Shared};
 
 const BATCH: usize = 1024;
@@ -90,8 +89,7 @@ fn identity(row: &Row, cols: &[usize], buf: &mut String) {
 /// past the last chunk's high watermark, with the snapshot finished.
 pub async fn read(
     shared: &Shared,
-    meta: &mut Conn,
-    collations: &Collations,
+    reader: &mut BinlogReader<'_>,
     tables: &[TableInfo],
     mut progress: SnapshotProgress,
     cursor: &mut Cursor,
@@ -102,11 +100,13 @@ pub async fn read(
     conn.query_drop("SET SESSION time_zone = '+00:00'; SET NAMES utf8mb4")
         .await
         .map_err(|e| classify(e, "prepare the snapshot connection"))?;
-    let todo: Vec<&TableInfo> = tables.iter().filter(|t| !progress.done.contains(&t.schema.id.to_string())).collect();
+    let wanted = |name: &String| progress.only.as_ref().is_none_or(|only| only.contains(name)) && !progress.done.contains(name);
+    let todo: Vec<&TableInfo> = tables.iter().filter(|t| wanted(&t.schema.id.to_string())).collect();
     let (mut bar, estimates) = progress_bar(&mut conn, &todo).await;
     let chunk = shared.snapshot.chunk_size.get() as usize;
-    let mut reader = BinlogReader::new(shared, meta, collations);
     cursor.carry_snapshot = Some(progress.clone());
+    // `run --once` stops at CaughtUp: not before the tables asked for are read.
+    let caught_up_at = cursor.caught_up_at.take();
     for (table, estimated_rows) in todo.into_iter().zip(estimates) {
         let name = table.schema.id.to_string();
         if out.send(SourceMsg::FullLoad { table: table.schema.id.clone(), estimated_rows, done: false }).await.is_err() {
@@ -121,12 +121,18 @@ pub async fn read(
         if table.schema.configured_key && last_key.is_none() {
             refuse_duplicate_keys(&mut conn, table).await?;
         }
+        // Chunks stop at the highest key of now: rows inserted above it later come from the
+        // binlog, so a table growing at its end faster than chunks are read still finishes.
+        let upto = if keyset { highest_key(&mut conn, table).await? } else { None };
         loop {
-            let sql = select_sql(table, last_key.as_deref(), keyset.then_some(chunk));
+            let sql = select_sql(table, last_key.as_deref(), upto.as_deref(), keyset.then_some(chunk));
             let (rows, key) = select(&mut conn, table, &sql).await?;
             let high = master_position(&mut conn).await?;
             reader.window = Some(Window::new(table));
-            if reader.stream(cursor, out, Some(&high)).await? == StreamEnd::Closed {
+            let yield_every = reader.yield_every.take();
+            let end = reader.stream(cursor, out, Some(&high)).await;
+            reader.yield_every = yield_every;
+            if end? == StreamEnd::Closed {
                 return Ok(false);
             }
             let mut window = reader.window.take().unwrap_or_else(|| Window::new(table));
@@ -156,6 +162,7 @@ pub async fn read(
         }
     }
     bar.finish_and_clear();
+    cursor.caught_up_at = caught_up_at;
     info!(rows = cursor.seq, position = %cursor.committed.binlog, "snapshot complete; streaming the binlog on");
     Ok(checkpoint(cursor, None, out).await)
 }

@@ -1,10 +1,12 @@
-//! No silent initial-load gap: a run that resumes refuses to start when a table newly matches
-//! `[source] tables` (its existing rows were never loaded) or a sink was added (it would get
-//! only changes from now on), naming the table or sink and the fix. `[snapshot] mode =
-//! "always"` loads everything again, and `"never"` asks for no initial load: both skip this.
+//! No silent initial-load gap: a run that resumes snapshots a table that newly matches
+//! `[source] tables` (its existing rows were never loaded) by watermarks while the others
+//! stream on, and refuses to start when a sink was added (it would get only changes from now
+//! on), naming the sink and the fix. `[snapshot] mode = "always"` loads everything again, and
+//! `"never"` asks for no initial load: both skip this.
 use anyhow::bail;
 use serde_json::{json, Value as Json};
 use sluice_core::config::{SnapshotMode, TablePattern};
+use sluice_core::requests::SnapshotRequests;
 use sluice_core::state::State;
 
 use crate::config::Config;
@@ -35,16 +37,15 @@ pub async fn refuse_gaps(cfg: &Config, state: &State) -> anyhow::Result<()> {
     let mut newly = Vec::new();
     for id in sluice_mysql::schema::list_tables(&mut conn, &cfg.source).await? {
         if !before.captures(&id.db, &id.table) && sluice_mysql::schema::has_rows(&mut conn, &id).await? {
-            newly.push(id.to_string());
+            newly.push(id);
         }
     }
-    if !newly.is_empty() {
-        bail!(
-            "table(s) {} now match [source] tables but were not captured before: their existing rows were never loaded. \
-             Run once with [snapshot] mode = \"always\" to read every table again (sinks receive all rows again as snapshot reads), \
-             or leave them out of [source] tables",
-            newly.join(", ")
-        );
+    // Their rows were never loaded: the source reads them by watermarks while the other tables
+    // stream on from their position.
+    let requests = SnapshotRequests::new(&cfg.state.dir);
+    for id in &newly {
+        requests.request(id)?;
+        tracing::info!(table = %id, "table newly matches [source] tables: its rows are snapshotted while streaming goes on");
     }
     Ok(())
 }

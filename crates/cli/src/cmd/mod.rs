@@ -3,6 +3,7 @@ pub mod gaps;
 pub mod lake;
 pub mod query;
 pub mod run;
+pub mod snapshot;
 pub mod status;
 pub mod tail;
 pub mod validate;

@@ -135,6 +135,7 @@ impl Pipeline {
                 source.sinks_hold_up_to(h);
             }
         }
+        source.snapshot_requests(crate::requests::SnapshotRequests::new(store.dir()));
         match &resume {
             Some(cp) => info!(next_seq = cp.next_seq, position = %cp.position, "resuming from committed checkpoint"),
             None => info!("no committed checkpoint: starting fresh"),
