@@ -24,7 +24,7 @@ async fn run_under_workload(db: &MariaDb, w: &Workdir, seed: u64) -> String {
     let mut run = w.spawn("run", "run", &[]);
     let stderr = run.stderr.clone();
     let started = std::time::Instant::now();
-    while !common::state_json(&w.state_file()).is_some_and(|s| s["checkpoint"]["position"].get("snapshot").is_none()) {
+    while common::state_json(&w.state_file()).is_none_or(|s| s["checkpoint"]["position"].get("snapshot").is_some()) {
         run.assert_running();
         let log = std::fs::read_to_string(&stderr).unwrap_or_default();
         assert!(
