@@ -8,6 +8,7 @@ pub mod conn;
 pub mod decode;
 pub mod layout;
 pub mod position;
+mod progress;
 pub mod schema;
 pub mod snapshot;
 pub mod source;

@@ -2,10 +2,7 @@
 //! CONSISTENT SNAPSHOT, whose binlog position MariaDB reports exactly
 //! (`binlog_snapshot_file/position`). Tables are read in keyset chunks, each followed by a
 //! checkpoint, so memory stays bounded and a crash resumes after the last finished chunk.
-use std::io::IsTerminal;
-use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as My};
 use sluice_core::checkpoint::Checkpoint;
@@ -19,6 +16,7 @@ use crate::binlog::Cursor;
 use crate::conn::{classify, Flavor};
 use crate::decode::from_text;
 use crate::position::{BinlogPos, MysqlPosition, SnapshotProgress, TableCursor};
+use crate::progress::{progress_bar, Progress};
 use crate::schema::TableInfo;
 use crate::source::Shared;
 
@@ -87,6 +85,7 @@ impl Snapshot {
             // for every chunk.
             let keyset = keyset(table);
             info!(table = %name, resumed = last_key.is_some(), "snapshotting table");
+            bar.table(&name, estimated_rows);
             if table.schema.configured_key && last_key.is_none() {
                 refuse_duplicate_keys(&mut self.conn, table).await?;
             }
@@ -108,6 +107,7 @@ impl Snapshot {
                 }
                 if progress.current.is_none() {
                     info!(table = %name, "snapshot of table done");
+                    bar.table_done();
                     let done = SourceMsg::FullLoad { table: table.schema.id.clone(), estimated_rows, done: true };
                     if out.send(done).await.is_err() {
                         return Ok(false);
@@ -173,32 +173,6 @@ impl Snapshot {
     }
 }
 
-/// The bar over every table still to read, and the server's row estimate of each.
-pub(crate) async fn progress_bar(conn: &mut Conn, tables: &[&TableInfo]) -> (Progress, Vec<u64>) {
-    let mut total = 0u64;
-    let mut estimates = Vec::with_capacity(tables.len());
-    for t in tables {
-        let est: Option<u64> = conn
-            .exec_first(
-                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                (&t.schema.id.db, &t.schema.id.table),
-            )
-            .await
-            .ok()
-            .flatten();
-        total += est.unwrap_or(0);
-        estimates.push(est.unwrap_or(0));
-    }
-    // indicatif draws only when stderr is a terminal; elsewhere (a service, a pipe) the
-    // same figures go to the log every few seconds.
-    let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template("snapshot {bar:40} {pos}/~{len} rows  {per_sec}  eta {eta}") {
-        bar.set_style(style);
-    }
-    let log = !std::io::stderr().is_terminal();
-    (Progress { bar, log, started: Instant::now(), logged: Instant::now() }, estimates)
-}
-
 /// A key from `[source] keys` is enforced by nothing: rows sharing one would be merged into
 /// one in current-state sinks. Counted in the snapshot's own view of the table; the message
 /// gives the count, never a value.
@@ -218,37 +192,6 @@ pub(crate) async fn refuse_duplicate_keys(conn: &mut Conn, table: &TableInfo) ->
              those rows into one; choose key columns that identify each row (or add a primary key to the table)",
             table.schema.key_names().join(", ")
         ))),
-    }
-}
-
-/// Snapshot progress: a bar on a terminal, a log line every [`LOG_EVERY`] otherwise.
-pub(crate) struct Progress {
-    bar: ProgressBar,
-    log: bool,
-    started: Instant,
-    logged: Instant,
-}
-
-const LOG_EVERY: Duration = Duration::from_secs(2);
-
-impl Progress {
-    pub(crate) fn inc(&mut self, rows: u64) {
-        self.bar.inc(rows);
-        if self.log && self.logged.elapsed() >= LOG_EVERY {
-            self.logged = Instant::now();
-            let done = self.bar.position();
-            let total = self.bar.length().unwrap_or(0).max(done);
-            let per_s = done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-            let eta_s = if per_s > 0.0 { ((total - done) as f64 / per_s).round() as u64 } else { 0 };
-            info!(rows = done, estimated_total = total, rows_per_s = per_s.round() as u64, eta_s, "snapshot progress");
-        }
-    }
-
-    pub(crate) fn finish_and_clear(&self) {
-        self.bar.finish_and_clear();
-        let rows = self.bar.position();
-        let per_s = rows as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-        info!(rows, rows_per_s = per_s.round() as u64, seconds = self.started.elapsed().as_secs_f64(), "snapshot read done");
     }
 }
 
@@ -299,18 +242,49 @@ pub(crate) fn select_sql(t: &TableInfo, after: Option<&[Option<String>]>, upto: 
     let mut sql = format!("SELECT {cols} FROM {}.{}", quote_ident(&s.id.db), quote_ident(&s.id.table));
     let Some(limit) = limit else { return sql };
     let keys: Vec<String> = s.key.iter().map(|&k| quote_ident(&s.columns[k].name)).collect();
-    let mut conds = Vec::new();
-    if let Some(after) = after {
-        conds.push(key_above(t, &keys, after));
-    }
-    if let Some(upto) = upto {
-        conds.push(format!("NOT {}", key_above(t, &keys, upto)));
-    }
-    if !conds.is_empty() {
-        sql.push_str(&format!(" WHERE {}", conds.join(" AND ")));
-    }
+    sql.push_str(&key_range(t, &keys, after, upto));
     sql.push_str(&format!(" ORDER BY {} LIMIT {limit}", keys.join(", ")));
     sql
+}
+
+/// ` WHERE key > after AND NOT key > upto` (either part optional).
+fn key_range(t: &TableInfo, keys: &[String], after: Option<&[Option<String>]>, upto: Option<&[Option<String>]>) -> String {
+    let mut conds = Vec::new();
+    if let Some(after) = after {
+        conds.push(key_above(t, keys, after));
+    }
+    if let Some(upto) = upto {
+        conds.push(format!("NOT {}", key_above(t, keys, upto)));
+    }
+    if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    }
+}
+
+/// The key of the `n`-th row above `after` (up to `upto`), found by the server walking its
+/// index: where parallel readers split a table into chunks. `None`: fewer rows are left.
+pub(crate) async fn nth_key(
+    conn: &mut Conn,
+    t: &TableInfo,
+    after: Option<&[Option<String>]>,
+    upto: Option<&[Option<String>]>,
+    n: usize,
+) -> Result<Option<Vec<Option<String>>>, SluiceError> {
+    let s = &t.schema;
+    let keys: Vec<String> = s.key.iter().map(|&k| quote_ident(&s.columns[k].name)).collect();
+    let sql = format!(
+        "SELECT {} FROM {}.{}{} ORDER BY {} LIMIT 1 OFFSET {}",
+        keys.join(", "),
+        quote_ident(&s.id.db),
+        quote_ident(&s.id.table),
+        key_range(t, &keys, after, upto),
+        keys.join(", "),
+        n.saturating_sub(1)
+    );
+    let row: Option<mysql_async::Row> = conn.query_first(sql).await.map_err(|e| classify(e, &format!("split {} into chunks", s.id)))?;
+    Ok(row.map(|r| (0..s.key.len()).map(|i| text_of(r.as_ref(i))).collect()))
 }
 
 /// `(a > x) OR (a = x AND b > y) ...`: the key above `key`, in a form every optimizer turns into

@@ -35,8 +35,9 @@ use tracing::info;
 use crate::binlog::{BinlogReader, Cursor, StreamEnd};
 use crate::conn::classify;
 use crate::position::{SnapshotProgress, TableCursor};
+use crate::progress::progress_bar;
 use crate::schema::TableInfo;
-use crate::snapshot::{decode_row, highest_key, keyset, progress_bar, refuse_duplicate_keys, select_sql, text_of};
+use crate::snapshot::{decode_row, highest_key, keyset, nth_key, refuse_duplicate_keys, select_sql, text_of};
 use crate::source::{master_position, Shared};
 
 const BATCH: usize = 1024;
@@ -96,13 +97,18 @@ pub async fn read(
     out: &mpsc::Sender<SourceMsg>,
 ) -> Result<bool, SluiceError> {
     progress.watermark = true;
-    let mut conn = crate::conn::connect(&shared.source.url).await?;
-    conn.query_drop("SET SESSION time_zone = '+00:00'; SET NAMES utf8mb4")
-        .await
-        .map_err(|e| classify(e, "prepare the snapshot connection"))?;
+    let parallel = shared.snapshot.parallel.get() as usize;
+    let mut readers = Vec::with_capacity(parallel);
+    for _ in 0..parallel {
+        let mut c = crate::conn::connect(&shared.source.url).await?;
+        c.query_drop("SET SESSION time_zone = '+00:00'; SET NAMES utf8mb4")
+            .await
+            .map_err(|e| classify(e, "prepare the snapshot connection"))?;
+        readers.push(c);
+    }
     let wanted = |name: &String| progress.only.as_ref().is_none_or(|only| only.contains(name)) && !progress.done.contains(name);
     let todo: Vec<&TableInfo> = tables.iter().filter(|t| wanted(&t.schema.id.to_string())).collect();
-    let (mut bar, estimates) = progress_bar(&mut conn, &todo).await;
+    let (mut bar, estimates) = progress_bar(&mut readers[0], &todo).await;
     let chunk = shared.snapshot.chunk_size.get() as usize;
     cursor.carry_snapshot = Some(progress.clone());
     // `run --once` stops at CaughtUp: not before the tables asked for are read.
@@ -118,16 +124,23 @@ pub async fn read(
             info!(table = %name, "no key to read this table in chunks by: it is read in one piece, held in memory until its window closes");
         }
         info!(table = %name, resumed = last_key.is_some(), method = "watermark", "snapshotting table");
+        bar.table(&name, estimated_rows);
         if table.schema.configured_key && last_key.is_none() {
-            refuse_duplicate_keys(&mut conn, table).await?;
+            refuse_duplicate_keys(&mut readers[0], table).await?;
         }
         // Chunks stop at the highest key of now: rows inserted above it later come from the
         // binlog, so a table growing at its end faster than chunks are read still finishes.
-        let upto = if keyset { highest_key(&mut conn, table).await? } else { None };
+        let upto = if keyset { highest_key(&mut readers[0], table).await? } else { None };
         loop {
-            let sql = select_sql(table, last_key.as_deref(), upto.as_deref(), keyset.then_some(chunk));
-            let (rows, key) = select(&mut conn, table, &sql).await?;
-            let high = master_position(&mut conn).await?;
+            let round = plan(&mut readers[0], table, keyset, last_key.as_ref(), upto.as_ref(), chunk, parallel).await?;
+            let reads = round.iter().zip(readers.iter_mut()).map(|(r, c)| select(c, table, &r.sql));
+            let mut results = futures_util::future::try_join_all(reads).await?;
+            let high = master_position(&mut readers[0]).await?;
+            // Only the last range of a round is limited: a full one means rows are left after it.
+            let (last_rows, key) = results.pop().unwrap_or_default();
+            let more = round.last().is_some_and(|r| r.limited) && last_rows.len() == chunk;
+            let mut rows: Vec<Row> = results.into_iter().flat_map(|(rows, _)| rows).collect();
+            rows.extend(last_rows);
             reader.window = Some(Window::new(table));
             let yield_every = reader.yield_every.take();
             let end = reader.stream(cursor, out, Some(&high)).await;
@@ -141,7 +154,7 @@ pub async fn read(
                 return Ok(false);
             }
             bar.inc(read as u64);
-            if keyset && read == chunk {
+            if more {
                 last_key = key;
                 progress.current = Some(TableCursor::new(name.clone(), last_key.clone().unwrap_or_default(), shared.sealer.as_ref()));
             } else {
@@ -153,6 +166,7 @@ pub async fn read(
             }
             if progress.current.is_none() {
                 info!(table = %name, "snapshot of table done");
+                bar.table_done();
                 let done = SourceMsg::FullLoad { table: table.schema.id.clone(), estimated_rows, done: true };
                 if out.send(done).await.is_err() {
                     return Ok(false);
@@ -165,6 +179,46 @@ pub async fn read(
     cursor.caught_up_at = caught_up_at;
     info!(rows = cursor.seq, position = %cursor.committed.binlog, "snapshot complete; streaming the binlog on");
     Ok(checkpoint(cursor, None, out).await)
+}
+
+/// One SELECT of a round.
+struct Range {
+    sql: String,
+    /// `LIMIT chunk`: the last range of a round, whose last key starts the next round.
+    limited: bool,
+}
+
+/// The ranges one round reads at once, one per connection: `parallel - 1` ranges of `chunk`
+/// rows each, bounded by keys the server finds walking its index, then one `LIMIT chunk` range.
+/// Fewer when the table ends first; one SELECT of everything for a table without usable key.
+async fn plan(
+    conn: &mut Conn,
+    table: &TableInfo,
+    keyset: bool,
+    after: Option<&Vec<Option<String>>>,
+    upto: Option<&Vec<Option<String>>>,
+    chunk: usize,
+    parallel: usize,
+) -> Result<Vec<Range>, SluiceError> {
+    if !keyset {
+        return Ok(vec![Range { sql: select_sql(table, None, None, None), limited: false }]);
+    }
+    let mut ranges = Vec::with_capacity(parallel);
+    let mut lo = after.cloned();
+    for _ in 1..parallel {
+        match nth_key(conn, table, lo.as_deref(), upto.map(Vec::as_slice), chunk).await? {
+            Some(hi) => {
+                ranges.push(Range { sql: select_sql(table, lo.as_deref(), Some(&hi), Some(usize::MAX)), limited: false });
+                lo = Some(hi);
+            }
+            None => {
+                ranges.push(Range { sql: select_sql(table, lo.as_deref(), upto.map(Vec::as_slice), Some(usize::MAX)), limited: false });
+                return Ok(ranges);
+            }
+        }
+    }
+    ranges.push(Range { sql: select_sql(table, lo.as_deref(), upto.map(Vec::as_slice), Some(chunk)), limited: true });
+    Ok(ranges)
 }
 
 /// One chunk's rows, decoded, and the key of its last row.

@@ -124,6 +124,9 @@ pub struct SnapshotConfig {
     pub mode: SnapshotMode,
     #[serde(default)]
     pub method: SnapshotMethod,
+    /// Chunks read at once, each on its own connection (the watermark method).
+    #[serde(default = "defaults::parallel")]
+    pub parallel: NonZeroU32,
     /// Rows per snapshot chunk (one keyset-paginated SELECT each).
     #[serde(default = "defaults::chunk_size")]
     pub chunk_size: NonZeroU32,
@@ -131,7 +134,12 @@ pub struct SnapshotConfig {
 
 impl Default for SnapshotConfig {
     fn default() -> Self {
-        Self { mode: SnapshotMode::default(), method: SnapshotMethod::default(), chunk_size: defaults::chunk_size() }
+        Self {
+            mode: SnapshotMode::default(),
+            method: SnapshotMethod::default(),
+            parallel: defaults::parallel(),
+            chunk_size: defaults::chunk_size(),
+        }
     }
 }
 
@@ -159,6 +167,9 @@ impl Default for StateConfig {
 /// Defaults shared by the sections of several crates.
 pub mod defaults {
     use super::*;
+    pub fn parallel() -> NonZeroU32 {
+        NonZeroU32::MIN
+    }
     pub fn chunk_size() -> NonZeroU32 {
         NonZeroU32::new(10_000).expect("nonzero")
     }
@@ -211,6 +222,12 @@ impl<S: SourceSettings, K: SinkSettings> Config<S, K> {
         }
         self.source.validate()?;
         self.sink.validate()?;
+        if self.snapshot.method == SnapshotMethod::Consistent && self.snapshot.parallel.get() > 1 {
+            return Err(format!(
+                "[snapshot] parallel = {} needs method = \"watermark\" (or \"auto\" on a server without consistent-snapshot positions): a consistent snapshot is one transaction on one connection",
+                self.snapshot.parallel
+            ));
+        }
         if let Some(h) = &self.http {
             h.listen
                 .parse::<std::net::SocketAddr>()

@@ -1,0 +1,97 @@
+//! Snapshot progress: on a terminal a bar for the whole load and one for the table being read
+//! (rows, rows/s, ETA against the server's estimate); elsewhere (a service, a pipe) the same
+//! figures as a log line every [`LOG_EVERY`].
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use tracing::info;
+
+use crate::schema::TableInfo;
+
+const LOG_EVERY: Duration = Duration::from_secs(2);
+
+pub(crate) struct Progress {
+    bars: MultiProgress,
+    total: ProgressBar,
+    /// The table being read: its name and bar.
+    table: Option<(String, ProgressBar)>,
+    log: bool,
+    started: Instant,
+    logged: Instant,
+}
+
+/// The progress over every table still to read, and the server's row estimate of each.
+pub(crate) async fn progress_bar(conn: &mut Conn, tables: &[&TableInfo]) -> (Progress, Vec<u64>) {
+    let mut estimates = Vec::with_capacity(tables.len());
+    for t in tables {
+        let est: Option<u64> = conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&t.schema.id.db, &t.schema.id.table),
+            )
+            .await
+            .ok()
+            .flatten();
+        estimates.push(est.unwrap_or(0));
+    }
+    let bars = MultiProgress::new();
+    let total = bars.add(ProgressBar::new(estimates.iter().sum()));
+    if let Ok(style) = ProgressStyle::with_template("snapshot {prefix:>28} {bar:30} {pos:>9}/~{len} rows  {per_sec:>12}  eta {eta}") {
+        total.set_style(style);
+    }
+    total.set_prefix(format!("{} table(s)", tables.len()));
+    let log = !std::io::stderr().is_terminal();
+    (Progress { bars, total, table: None, log, started: Instant::now(), logged: Instant::now() }, estimates)
+}
+
+impl Progress {
+    /// A table's read starts (or resumes): its own bar, sized by the server's estimate.
+    pub(crate) fn table(&mut self, name: &str, estimated_rows: u64) {
+        self.table_done();
+        let bar = self.bars.add(ProgressBar::new(estimated_rows));
+        if let Ok(style) = ProgressStyle::with_template("         {prefix:>28} {bar:30} {pos:>9}/~{len} rows  {per_sec:>12}  eta {eta}") {
+            bar.set_style(style);
+        }
+        bar.set_prefix(name.to_string());
+        self.table = Some((name.to_string(), bar));
+    }
+
+    /// The current table is read completely.
+    pub(crate) fn table_done(&mut self) {
+        if let Some((_, bar)) = self.table.take() {
+            bar.finish_and_clear();
+            self.bars.remove(&bar);
+        }
+    }
+
+    pub(crate) fn inc(&mut self, rows: u64) {
+        self.total.inc(rows);
+        if let Some((_, bar)) = &self.table {
+            bar.inc(rows);
+            // The estimate may be low: grow the bar rather than overflow it.
+            if bar.position() > bar.length().unwrap_or(0) {
+                bar.set_length(bar.position());
+            }
+        }
+        if self.log && self.logged.elapsed() >= LOG_EVERY {
+            self.logged = Instant::now();
+            let done = self.total.position();
+            let total = self.total.length().unwrap_or(0).max(done);
+            let per_s = done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+            let eta_s = if per_s > 0.0 { ((total - done) as f64 / per_s).round() as u64 } else { 0 };
+            let (table, table_rows) = self.table.as_ref().map_or(("", 0), |(n, b)| (n.as_str(), b.position()));
+            info!(rows = done, estimated_total = total, rows_per_s = per_s.round() as u64, eta_s, table, table_rows, "snapshot progress");
+        }
+    }
+
+    pub(crate) fn finish_and_clear(&mut self) {
+        self.table_done();
+        self.total.finish_and_clear();
+        let rows = self.total.position();
+        let per_s = rows as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        info!(rows, rows_per_s = per_s.round() as u64, seconds = self.started.elapsed().as_secs_f64(), "snapshot read done");
+    }
+}
