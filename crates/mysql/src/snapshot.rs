@@ -91,7 +91,7 @@ impl Snapshot {
             }
             loop {
                 let sql = select_sql(table, last_key.as_deref(), None, keyset.then_some(chunk));
-                let (rows, key) = self.read_chunk(table, &sql, cursor, out, &mut bar).await?;
+                let (rows, key) = self.read_chunk(table, &sql, keyset.then_some(chunk), cursor, out, &mut bar).await?;
                 let Some(rows) = rows else { return Ok(false) };
                 if keyset && rows == chunk {
                     last_key = key;
@@ -120,16 +120,16 @@ impl Snapshot {
         Ok(true)
     }
 
-    /// One SELECT, streamed. Returns the row count (None if the channel closed) and the key of the last row.
+    /// One SELECT at the snapshot's position, streamed to the pipeline.
     async fn read_chunk(
         &mut self,
         table: &TableInfo,
         sql: &str,
+        limit: Option<usize>,
         cursor: &mut Cursor,
         out: &mpsc::Sender<SourceMsg>,
         bar: &mut Progress,
     ) -> Result<(Option<usize>, Option<Vec<Option<String>>>), SluiceError> {
-        let id = &table.schema.id;
         let info = SourceInfo {
             connector: crate::CONNECTOR,
             file: self.pos.file.clone(),
@@ -138,39 +138,59 @@ impl Snapshot {
             server_id: 0,
             snapshot: true,
         };
-        let mut result = self.conn.query_iter(sql).await.map_err(|e| classify(e, &format!("snapshot read of {id}")))?;
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut count = 0;
-        let mut last_key = None;
-        while let Some(mut row) = result.next().await.map_err(|e| classify(e, &format!("snapshot read of {id}")))? {
-            if batch.len() == BATCH {
-                bar.inc(BATCH as u64);
-                if out.send(SourceMsg::Events(std::mem::take(&mut batch))).await.is_err() {
-                    return Ok((None, None));
-                }
-            }
-            let key: Vec<Option<String>> = table.schema.key.iter().map(|&k| text_of(row.as_ref(k))).collect();
-            let values = decode_row(table, &mut row)?;
-            batch.push(ChangeEvent {
-                op: Op::Read,
-                schema: table.schema.clone(),
-                before: None,
-                after: Some(values),
-                ts_ms: self.ts_ms,
-                tx: None,
-                seq: cursor.seq,
-                source: info.clone(),
-            });
-            cursor.seq += 1;
-            count += 1;
-            last_key = Some(key);
-        }
-        bar.inc(batch.len() as u64);
-        if !batch.is_empty() && out.send(SourceMsg::Events(batch)).await.is_err() {
-            return Ok((None, None));
-        }
-        Ok((Some(count), last_key))
+        stream_rows(&mut self.conn, table, sql, &info, self.ts_ms, limit, cursor, out, bar).await
     }
+}
+
+/// Sends the rows of one SELECT to the pipeline as reads, in batches, as they arrive. Returns
+/// the row count (`None` if the channel closed) and, when the SELECT returned `limit` rows, the
+/// key of the last one (where the next chunk starts; only that row's key is kept).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn stream_rows(
+    conn: &mut Conn,
+    table: &TableInfo,
+    sql: &str,
+    info: &SourceInfo,
+    ts_ms: i64,
+    limit: Option<usize>,
+    cursor: &mut Cursor,
+    out: &mpsc::Sender<SourceMsg>,
+    bar: &mut Progress,
+) -> Result<(Option<usize>, Option<Vec<Option<String>>>), SluiceError> {
+    let id = &table.schema.id;
+    let mut result = conn.query_iter(sql).await.map_err(|e| classify(e, &format!("snapshot read of {id}")))?;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut count = 0;
+    let mut last_key = None;
+    while let Some(mut row) = result.next().await.map_err(|e| classify(e, &format!("snapshot read of {id}")))? {
+        if batch.len() == BATCH {
+            bar.inc(BATCH as u64);
+            if out.send(SourceMsg::Events(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))).await.is_err() {
+                return Ok((None, None));
+            }
+        }
+        count += 1;
+        if Some(count) == limit {
+            last_key = Some(table.schema.key.iter().map(|&k| text_of(row.as_ref(k))).collect());
+        }
+        let values = decode_row(table, &mut row)?;
+        batch.push(ChangeEvent {
+            op: Op::Read,
+            schema: table.schema.clone(),
+            before: None,
+            after: Some(values),
+            ts_ms,
+            tx: None,
+            seq: cursor.seq,
+            source: info.clone(),
+        });
+        cursor.seq += 1;
+    }
+    bar.inc(batch.len() as u64);
+    if !batch.is_empty() && out.send(SourceMsg::Events(batch)).await.is_err() {
+        return Ok((None, None));
+    }
+    Ok((Some(count), last_key))
 }
 
 /// A key from `[source] keys` is enforced by nothing: rows sharing one would be merged into

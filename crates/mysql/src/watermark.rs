@@ -17,6 +17,9 @@
 //! after the read in the stream. A transaction is in the binlog before its commit becomes
 //! visible to other sessions, so nothing the SELECT saw lies after the high watermark.
 //!
+//! A table without a key to chunk by is read in one streamed SELECT instead (see
+//! [`read_whole`]): not held in memory, exact in the end, not free of regressions on the way.
+//!
 //! The stream does carry changes to rows whose chunk is not read yet; their later read shows a
 //! state at least as new. Sinks merge by key, so the result is the source's table; a changelog
 //! reader sees such a row's change before its read.
@@ -35,9 +38,9 @@ use tracing::info;
 use crate::binlog::{BinlogReader, Cursor, StreamEnd};
 use crate::conn::classify;
 use crate::position::{SnapshotProgress, TableCursor};
-use crate::progress::progress_bar;
+use crate::progress::{progress_bar, Progress};
 use crate::schema::TableInfo;
-use crate::snapshot::{decode_row, highest_key, keyset, nth_key, refuse_duplicate_keys, select_sql, text_of};
+use crate::snapshot::{decode_row, highest_key, keyset, nth_key, refuse_duplicate_keys, select_sql, stream_rows, text_of};
 use crate::source::{master_position, Shared};
 
 const BATCH: usize = 1024;
@@ -120,20 +123,30 @@ pub async fn read(
         }
         let mut last_key = progress.current.take().filter(|c| c.table == name).map(|c| c.key(shared.sealer.as_ref())).transpose()?;
         let keyset = keyset(table);
-        if !keyset {
-            info!(table = %name, "no key to read this table in chunks by: it is read in one piece, held in memory until its window closes");
-        }
         info!(table = %name, resumed = last_key.is_some(), method = "watermark", "snapshotting table");
         bar.table(&name, estimated_rows);
         if table.schema.configured_key && last_key.is_none() {
             refuse_duplicate_keys(&mut readers[0], table).await?;
         }
+        if !keyset {
+            if !read_whole(table, &mut readers[0], reader, cursor, out, &mut bar).await? {
+                return Ok(false);
+            }
+            progress.current = None;
+            progress.done.push(name.clone());
+            bar.table_done();
+            let done = SourceMsg::FullLoad { table: table.schema.id.clone(), estimated_rows, done: true };
+            if !checkpoint(cursor, Some(&progress), out).await || out.send(done).await.is_err() {
+                return Ok(false);
+            }
+            continue;
+        }
         // Chunks stop at the highest key of now: rows inserted above it later come from the
         // binlog, so a table growing at its end faster than chunks are read still finishes.
-        let upto = if keyset { highest_key(&mut readers[0], table).await? } else { None };
+        let upto = highest_key(&mut readers[0], table).await?;
         loop {
-            let round = plan(&mut readers[0], table, keyset, last_key.as_ref(), upto.as_ref(), chunk, parallel).await?;
-            let reads = round.iter().zip(readers.iter_mut()).map(|(r, c)| select(c, table, &r.sql));
+            let round = plan(&mut readers[0], table, last_key.as_ref(), upto.as_ref(), chunk, parallel).await?;
+            let reads = round.iter().zip(readers.iter_mut()).map(|(r, c)| select(c, table, &r.sql, r.limited.then_some(chunk)));
             let mut results = futures_util::future::try_join_all(reads).await?;
             let high = master_position(&mut readers[0]).await?;
             // Only the last range of a round is limited: a full one means rows are left after it.
@@ -190,19 +203,15 @@ struct Range {
 
 /// The ranges one round reads at once, one per connection: `parallel - 1` ranges of `chunk`
 /// rows each, bounded by keys the server finds walking its index, then one `LIMIT chunk` range.
-/// Fewer when the table ends first; one SELECT of everything for a table without usable key.
+/// Fewer when the table ends first.
 async fn plan(
     conn: &mut Conn,
     table: &TableInfo,
-    keyset: bool,
     after: Option<&Vec<Option<String>>>,
     upto: Option<&Vec<Option<String>>>,
     chunk: usize,
     parallel: usize,
 ) -> Result<Vec<Range>, SluiceError> {
-    if !keyset {
-        return Ok(vec![Range { sql: select_sql(table, None, None, None), limited: false }]);
-    }
     let mut ranges = Vec::with_capacity(parallel);
     let mut lo = after.cloned();
     for _ in 1..parallel {
@@ -221,30 +230,68 @@ async fn plan(
     Ok(ranges)
 }
 
-/// One chunk's rows, decoded, and the key of its last row.
-async fn select(conn: &mut Conn, table: &TableInfo, sql: &str) -> Result<(Vec<Row>, Option<Vec<Option<String>>>), SluiceError> {
+/// One chunk's rows, decoded, and the key of row number `limit` (where the next round starts).
+async fn select(
+    conn: &mut Conn,
+    table: &TableInfo,
+    sql: &str,
+    limit: Option<usize>,
+) -> Result<(Vec<Row>, Option<Vec<Option<String>>>), SluiceError> {
     let id = &table.schema.id;
     let what = || format!("snapshot read of {id}");
     let mut result = conn.query_iter(sql).await.map_err(|e| classify(e, &what()))?;
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(limit.unwrap_or(0).min(1 << 16));
     let mut last_key = None;
     while let Some(mut row) = result.next().await.map_err(|e| classify(e, &what()))? {
-        last_key = Some(table.schema.key.iter().map(|&k| text_of(row.as_ref(k))).collect());
+        if Some(rows.len() + 1) == limit {
+            last_key = Some(table.schema.key.iter().map(|&k| text_of(row.as_ref(k))).collect());
+        }
         rows.push(decode_row(table, &mut row)?);
     }
     Ok((rows, last_key))
 }
 
-/// Sends the rows the window did not touch as reads at the cursor's position.
-async fn emit(table: &TableInfo, rows: Vec<Row>, window: &mut Window, cursor: &mut Cursor, out: &mpsc::Sender<SourceMsg>) -> bool {
-    let info = SourceInfo {
+/// A table without a key to read in chunks by is read in one SELECT whose rows go out as reads
+/// as they arrive (it may be of any size: it is not held), then the binlog is read up to the
+/// high watermark. A change in that window comes after the read of its row, and row images are
+/// full, so the last change of each row decides its state: sinks end with the source's table
+/// (a changelog reader may see a read followed by changes older than it).
+async fn read_whole(
+    table: &TableInfo,
+    conn: &mut Conn,
+    reader: &mut BinlogReader<'_>,
+    cursor: &mut Cursor,
+    out: &mpsc::Sender<SourceMsg>,
+    bar: &mut Progress,
+) -> Result<bool, SluiceError> {
+    let info = read_info(cursor);
+    let sql = select_sql(table, None, None, None);
+    let (rows, _) = stream_rows(conn, table, &sql, &info, chrono::Utc::now().timestamp_millis(), None, cursor, out, bar).await?;
+    if rows.is_none() {
+        return Ok(false);
+    }
+    let high = master_position(conn).await?;
+    let yield_every = reader.yield_every.take();
+    let end = reader.stream(cursor, out, Some(&high)).await;
+    reader.yield_every = yield_every;
+    Ok(end? != StreamEnd::Closed)
+}
+
+/// Where reads emitted now say they come from: the cursor's binlog position.
+fn read_info(cursor: &Cursor) -> SourceInfo {
+    SourceInfo {
         connector: crate::CONNECTOR,
         file: cursor.committed.binlog.file.clone(),
         pos: cursor.committed.binlog.pos,
         gtid: cursor.committed.gtid.clone(),
         server_id: 0,
         snapshot: true,
-    };
+    }
+}
+
+/// Sends the rows the window did not touch as reads at the cursor's position.
+async fn emit(table: &TableInfo, rows: Vec<Row>, window: &mut Window, cursor: &mut Cursor, out: &mpsc::Sender<SourceMsg>) -> bool {
+    let info = read_info(cursor);
     let ts_ms = chrono::Utc::now().timestamp_millis();
     let mut batch = Vec::with_capacity(BATCH.min(rows.len()));
     for row in rows {
