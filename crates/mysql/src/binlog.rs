@@ -4,20 +4,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use mysql_async::binlog::events::{Event, RowsEventData};
-use mysql_async::binlog::row::BinlogRow;
 use mysql_async::binlog::EventType;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use sluice_core::checkpoint::Checkpoint;
 use sluice_core::event::SourceInfo;
 use sluice_core::source::SourceMsg;
-use sluice_core::{ChangeEvent, Op, Row, SluiceError, TableId};
+use sluice_core::{ChangeEvent, SluiceError, TableId};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::conn::{classify, Flavor};
-use crate::decode::from_binlog;
+use crate::events::{decode_rows, is_ddl, mariadb_gtid, mysql_gtid, Statement, Tx};
 use crate::layout::{self, Collations, Layout};
 use crate::position::{BinlogPos, MysqlPosition, SnapshotProgress};
 use crate::schema::{load_table, TableInfo};
@@ -85,14 +83,6 @@ impl Cursor {
     }
 }
 
-/// Per-transaction state.
-#[derive(Default)]
-struct Tx {
-    open: bool,
-    start: u64,
-    gtid: Option<String>,
-}
-
 impl<'a> BinlogReader<'a> {
     pub fn new(shared: &'a Shared, meta_conn: &'a mut Conn, collations: &'a Collations) -> Self {
         Self { shared, meta_conn, collations, layouts: HashMap::new(), infos: HashMap::new(), live: None, window: None, yield_every: None }
@@ -145,37 +135,30 @@ impl<'a> BinlogReader<'a> {
                         }
                     }
                 }
-                EventType::GTID_EVENT => {
+                EventType::GTID_EVENT | EventType::GTID_TAGGED_LOG_EVENT => {
                     if let Ok(Some(mysql_async::binlog::events::EventData::GtidEvent(g))) = ev.read_data() {
-                        let sid = g.sid();
-                        let uuid = sid.iter().map(|b| format!("{b:02x}")).collect::<String>();
-                        let u = format!("{}-{}-{}-{}-{}", &uuid[0..8], &uuid[8..12], &uuid[12..16], &uuid[16..20], &uuid[20..]);
-                        tx = Tx { gtid: Some(format!("{u}:{}", g.gno())), ..Tx::default() };
+                        tx = Tx { gtid: Some(mysql_gtid(&g)), ..Tx::default() };
                         tx.start = end_pos.saturating_sub(u64::from(hdr.event_size()));
                     }
                 }
                 EventType::QUERY_EVENT => {
                     let Ok(Some(mysql_async::binlog::events::EventData::QueryEvent(q))) = ev.read_data() else { continue };
                     let sql = q.query();
-                    let mut words = sql.split_whitespace().map(str::to_ascii_uppercase);
-                    let word = words.next().unwrap_or_default();
-                    let rollback_to_savepoint = word == "ROLLBACK" && words.next().as_deref() == Some("TO");
-                    match word.as_str() {
-                        "SAVEPOINT" => {}
-                        "ROLLBACK" if rollback_to_savepoint => {}
-                        "BEGIN" => {
+                    match Statement::of(&sql) {
+                        Statement::Savepoint => {}
+                        Statement::Begin => {
                             tx.open = true;
                             if tx.gtid.is_none() {
                                 tx.start = end_pos.saturating_sub(u64::from(hdr.event_size()));
                             }
                         }
-                        "COMMIT" | "ROLLBACK" | "XA" => {
-                            if word == "ROLLBACK" {
+                        Statement::End { rollback } => {
+                            if rollback {
                                 warn!("a transaction touching non-transactional tables was rolled back; its logged changes are kept, as the server kept them");
                             }
                             self.commit(&file, end_pos, &mut tx, &mut pending, cursor, out).await?;
                         }
-                        _ => {
+                        Statement::Other => {
                             // DDL commits implicitly and is its own transaction.
                             self.on_statement(&sql, &q.schema());
                             if !tx.open {
@@ -215,7 +198,10 @@ impl<'a> BinlogReader<'a> {
                     let txid = tx.gtid.clone().unwrap_or_else(|| format!("{file}:{}", tx.start));
                     let ts_ms = i64::from(hdr.timestamp()) * 1000;
                     let from = pending.len();
-                    decode_rows(&stream, &re, &layout, cursor, &info, &txid, ts_ms, &mut pending)?;
+                    let tme = stream.get_tme(re.table_id()).ok_or_else(|| {
+                        SluiceError::permanent(format!("rows event for {} without its table map at {file}:{}", layout.schema.id, info.pos))
+                    })?;
+                    decode_rows(tme, &re, &layout, cursor, &info, &txid, ts_ms, &mut pending)?;
                     if let Some(w) = self.window.as_mut().filter(|w| w.table == layout.schema.id) {
                         w.observe(&pending[from..]);
                     }
@@ -315,12 +301,11 @@ impl<'a> BinlogReader<'a> {
 
     /// A statement other than BEGIN/COMMIT: schema changes invalidate what we know.
     fn on_statement(&mut self, sql: &str, db: &str) {
-        let upper = sql.trim_start().get(..16).unwrap_or(sql).to_ascii_uppercase();
-        if ["ALTER", "CREATE", "DROP", "RENAME", "TRUNCATE"].iter().any(|k| upper.starts_with(k)) {
+        if is_ddl(sql) {
             debug!(db = %db, "schema change in the binlog: refreshing table layouts");
             self.layouts.clear();
             self.infos.clear();
-            if upper.starts_with("TRUNCATE") {
+            if sql.trim_start().get(..8).is_some_and(|w| w.eq_ignore_ascii_case("TRUNCATE")) {
                 warn!(db = %db, "TRUNCATE TABLE seen in the binlog: it is not propagated as row deletes");
             }
         }
@@ -350,80 +335,4 @@ fn checkpoint(cursor: &Cursor) -> Checkpoint {
 
 async fn send(out: &mpsc::Sender<SourceMsg>, msg: SourceMsg) -> bool {
     out.send(msg).await.is_ok()
-}
-
-fn mariadb_gtid(ev: &Event) -> Tx {
-    let d = ev.data();
-    if d.len() < 13 {
-        return Tx::default();
-    }
-    let seq = u64::from_le_bytes(d[0..8].try_into().unwrap_or_default());
-    let domain = u32::from_le_bytes(d[8..12].try_into().unwrap_or_default());
-    let flags = d[12];
-    // Flag 1 (standalone): no BEGIN/COMMIT follows, the next statement is the transaction.
-    Tx { open: flags & 1 == 0, start: 0, gtid: Some(format!("{domain}-{}-{seq}", ev.header().server_id())) }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn decode_rows(
-    stream: &BinlogStream,
-    re: &RowsEventData<'_>,
-    layout: &Layout,
-    cursor: &mut Cursor,
-    info: &SourceInfo,
-    txid: &str,
-    ts_ms: i64,
-    out: &mut Vec<ChangeEvent>,
-) -> Result<(), SluiceError> {
-    let id = &layout.schema.id;
-    let tme = stream
-        .get_tme(re.table_id())
-        .ok_or_else(|| SluiceError::permanent(format!("rows event for {id} without its table map at {}:{}", info.file, info.pos)))?;
-    let op = match re {
-        RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => Op::Insert,
-        RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => Op::Delete,
-        _ => Op::Update,
-    };
-    for row in re.rows(tme) {
-        let (before, after) =
-            row.map_err(|e| SluiceError::permanent(format!("cannot decode a row of {id} at {}:{}: {e}", info.file, info.pos)))?;
-        let seq = cursor.seq;
-        cursor.seq += 1;
-        if seq < cursor.sent_below {
-            continue;
-        }
-        let before = before.map(|r| to_row(r, layout)).transpose()?;
-        let after = after.map(|r| to_row(r, layout)).transpose()?;
-        out.push(ChangeEvent {
-            op,
-            schema: layout.schema.clone(),
-            before,
-            after,
-            ts_ms,
-            tx: Some(txid.to_string()),
-            seq,
-            source: info.clone(),
-        });
-    }
-    Ok(())
-}
-
-fn to_row(mut r: BinlogRow, layout: &Layout) -> Result<Row, SluiceError> {
-    let id = &layout.schema.id;
-    if r.len() != layout.types.len() {
-        return Err(SluiceError::permanent(format!(
-            "row image of {id} has {} of {} columns: the server must log full row images (SET GLOBAL binlog_row_image = 'FULL')",
-            r.len(),
-            layout.types.len()
-        )));
-    }
-    (0..r.len())
-        .map(|i| {
-            let v = r.take(i).ok_or_else(|| {
-                SluiceError::permanent(format!("column {} of {id} missing from the row image", layout.schema.columns[i].name))
-            })?;
-            from_binlog(&layout.types[i], &layout.codecs[i], v)
-                .map_err(|e| SluiceError::permanent(format!("cannot decode column {}.{}: {}", id, layout.schema.columns[i].name, e.0)))
-        })
-        .collect()
 }

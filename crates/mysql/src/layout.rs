@@ -21,13 +21,25 @@ pub struct Layout {
 pub type Collations = HashMap<u16, String>;
 
 pub fn build(tme: &TableMapEvent<'_>, info: Option<&TableInfo>, collations: &Collations) -> Result<Layout, SluiceError> {
+    build_with(tme, info, collations, false)
+}
+
+/// A layout from the table map alone, for binlog files (no server to ask): columns the binlog
+/// does not name (binlog_row_metadata=MINIMAL) are called `@0..@n`, by position.
+pub fn build_offline(tme: &TableMapEvent<'_>, collations: &Collations) -> Result<Layout, SluiceError> {
+    build_with(tme, None, collations, true)
+}
+
+fn build_with(tme: &TableMapEvent<'_>, info: Option<&TableInfo>, collations: &Collations, positional: bool) -> Result<Layout, SluiceError> {
     let id = TableId::new(tme.database_name(), tme.table_name());
     let n = tme.columns_count() as usize;
     let bad = |what: &str| SluiceError::permanent(format!("cannot read the binlog table map of {id}: {what}"));
     let meta = OptionalMetaExtractor::new(tme.iter_optional_meta()).map_err(|_| bad("bad optional metadata"))?;
-    let names: Vec<String> = meta.iter_column_name().filter_map(Result::ok).map(|c| c.name().into_owned()).collect();
+    let mut names: Vec<String> = meta.iter_column_name().filter_map(Result::ok).map(|c| c.name().into_owned()).collect();
 
-    if names.len() != n {
+    if names.len() != n && positional {
+        names = (0..n).map(|i| format!("@{i}")).collect();
+    } else if names.len() != n {
         // No column names in the binlog (binlog_row_metadata=MINIMAL/NO_LOG): use information_schema.
         let info = info.ok_or_else(|| bad("no column names in the binlog and no schema from information_schema"))?;
         if info.schema.columns.len() != n {

@@ -6,6 +6,8 @@ pub mod claim;
 pub mod config;
 pub mod conn;
 pub mod decode;
+mod events;
+pub mod file;
 pub mod layout;
 pub mod position;
 mod progress;
@@ -14,7 +16,8 @@ pub mod snapshot;
 pub mod source;
 pub mod watermark;
 
-pub use config::MysqlConfig;
+pub use config::{MysqlConfig, SourceConfig};
+pub use file::{BinlogFileConfig, BinlogFileSource};
 
 /// Debezium's `source.connector` for changes read by this source.
 pub const CONNECTOR: &str = "mysql";

@@ -6,7 +6,7 @@ use sluice_mysql::check::{check, CheckItem, Status};
 
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
-    let mut items = check(&cfg.source, &cfg.snapshot, None).await;
+    let mut items = check(super::server(&cfg, "`sluice check`")?, &cfg.snapshot, None).await;
     items.extend(masking(&cfg));
     items.extend(masked_keys(&cfg).await);
     print_items(&items);
@@ -33,7 +33,7 @@ pub fn print_items(items: &[CheckItem]) {
 
 /// Used by `run`: refuse to start when the server is not ready, printing why.
 pub async fn preflight(cfg: &Config) -> anyhow::Result<()> {
-    let mut items = check(&cfg.source, &cfg.snapshot, None).await;
+    let mut items = check(super::server(cfg, "the server check")?, &cfg.snapshot, None).await;
     items.extend(masked_keys(cfg).await);
     if failed(&items) {
         for i in items.iter().filter(|i| i.status == Status::Fail) {
@@ -71,8 +71,9 @@ async fn masked_keys(cfg: &Config) -> Option<CheckItem> {
     if cfg.mask.is_empty() {
         return None;
     }
-    let mut conn = sluice_mysql::conn::connect(&cfg.source.url).await.ok()?;
-    let ids = sluice_mysql::schema::list_tables(&mut conn, &cfg.source).await.ok()?;
+    let server = cfg.source.server("").ok()?;
+    let mut conn = sluice_mysql::conn::connect(&server.url).await.ok()?;
+    let ids = sluice_mysql::schema::list_tables(&mut conn, server).await.ok()?;
     let mut covered = Vec::new();
     for id in ids {
         let Ok(mut t) = sluice_mysql::schema::load_table(&mut conn, &id).await else { continue };

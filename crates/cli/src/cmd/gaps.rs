@@ -5,7 +5,7 @@
 //! `"never"` asks for no initial load: both skip this.
 use anyhow::bail;
 use serde_json::{json, Value as Json};
-use sluice_core::config::{SnapshotMode, TablePattern};
+use sluice_core::config::{SnapshotMode, SourceSettings, TablePattern};
 use sluice_core::requests::SnapshotRequests;
 use sluice_core::state::State;
 
@@ -14,7 +14,8 @@ use crate::config::Config;
 /// What the state records of the selection ([`State::capture`]).
 pub fn capture(cfg: &Config) -> Json {
     let names = |ps: &[TablePattern]| ps.iter().map(ToString::to_string).collect::<Vec<_>>();
-    json!({ "tables": names(&cfg.source.tables), "exclude": names(&cfg.source.exclude) })
+    let selection = cfg.source.selection();
+    json!({ "tables": names(selection.tables), "exclude": names(selection.exclude) })
 }
 
 pub async fn refuse_gaps(cfg: &Config, state: &State) -> anyhow::Result<()> {
@@ -33,9 +34,10 @@ pub async fn refuse_gaps(cfg: &Config, state: &State) -> anyhow::Result<()> {
         }
     }
     let Some(before) = state.capture.as_ref().and_then(Selection::from_json) else { return Ok(()) };
-    let mut conn = sluice_mysql::conn::connect(&cfg.source.url).await?;
+    let server = super::server(cfg, "finding tables that newly match [source] tables")?;
+    let mut conn = sluice_mysql::conn::connect(&server.url).await?;
     let mut newly = Vec::new();
-    for id in sluice_mysql::schema::list_tables(&mut conn, &cfg.source).await? {
+    for id in sluice_mysql::schema::list_tables(&mut conn, server).await? {
         if !before.captures(&id.db, &id.table) && sluice_mysql::schema::has_rows(&mut conn, &id).await? {
             newly.push(id);
         }

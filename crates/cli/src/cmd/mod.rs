@@ -21,6 +21,11 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     Config::load(path).context("invalid configuration")
 }
 
+/// The server of `[source] kind = "mysql"`; for binlog files, an error saying `what` needs one.
+pub fn server<'a>(cfg: &'a Config, what: &str) -> anyhow::Result<&'a sluice_mysql::MysqlConfig> {
+    cfg.source.server(what).map_err(anyhow::Error::msg)
+}
+
 /// The lake of a config, as it is (nothing is created): `sluice <what>` reads it.
 pub fn lake_storage(cfg: &Config, what: &str) -> anyhow::Result<Storage> {
     let lake = cfg.sink.lake.as_ref().with_context(|| {

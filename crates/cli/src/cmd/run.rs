@@ -8,28 +8,38 @@ use sluice_core::sink::SinkConfig;
 use sluice_core::state::StateStore;
 use sluice_core::stats::Stats;
 use sluice_core::transform::Transform;
-use sluice_mysql::MysqlSource;
+use sluice_core::source::Source;
+use sluice_mysql::{BinlogFileSource, MysqlSource, SourceConfig};
 use sluice_transform::Masker;
 use tracing::info;
 
 pub async fn run(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
     let transforms = build_transforms(&cfg)?;
-    super::check::preflight(&cfg).await?;
-    // Held until the pipeline ends: a second sluice with this server_id is refused meanwhile.
-    let _claim = sluice_mysql::claim::claim_server_id(&cfg.source).await?;
-    let sinks = build_sinks(&cfg)?;
-    let store = StateStore::open_locked(&cfg.state.dir)?;
-    super::gaps::refuse_gaps(&cfg, &store.load()?).await?;
-    let sealer = cfg.snapshot_sealer().map_err(anyhow::Error::msg)?;
-    let source = MysqlSource::new(cfg.source.clone(), cfg.snapshot.clone(), sealer);
+    let (source, _claim, sinks, store): (Box<dyn Source>, _, _, _) = match &cfg.source {
+        SourceConfig::Mysql(server) => {
+            super::check::preflight(&cfg).await?;
+            // Held until the pipeline ends: a second sluice with this server_id is refused meanwhile.
+            let claim = sluice_mysql::claim::claim_server_id(server).await?;
+            let sinks = build_sinks(&cfg)?;
+            let store = StateStore::open_locked(&cfg.state.dir)?;
+            super::gaps::refuse_gaps(&cfg, &store.load()?).await?;
+            let sealer = cfg.snapshot_sealer().map_err(anyhow::Error::msg)?;
+            (Box::new(MysqlSource::new(server.clone(), cfg.snapshot.clone(), sealer)), Some(claim), sinks, store)
+        }
+        // No server to check or claim; the files are the whole history, so there is no snapshot.
+        SourceConfig::BinlogFile(files) => {
+            let sinks = build_sinks(&cfg)?;
+            (Box::new(BinlogFileSource::new(files.clone())), None, sinks, StateStore::open_locked(&cfg.state.dir)?)
+        }
+    };
     let capture = Some(super::gaps::capture(&cfg));
     let stats = Stats::default();
     let server = match &cfg.http {
         Some(http) => Some(crate::http::serve(http, stats.clone()).await?),
         None => None,
     };
-    let pipeline = Pipeline { source: Box::new(source), transforms, sinks, store, once, stats, capture };
+    let pipeline = Pipeline { source, transforms, sinks, store, once, stats, capture };
     let stopped = pipeline.run(shutdown_signal()).await.context("pipeline stopped");
     if let Some(server) = server {
         server.abort();

@@ -10,8 +10,9 @@ use super::load_config;
 
 pub async fn run(config: &Path, tables: &[String]) -> anyhow::Result<ExitCode> {
     let cfg = load_config(config)?;
-    let mut conn = sluice_mysql::conn::connect(&cfg.source.url).await.context("connect to the source to find the tables")?;
-    let captured = sluice_mysql::schema::list_tables(&mut conn, &cfg.source).await?;
+    let server = super::server(&cfg, "`sluice snapshot`")?;
+    let mut conn = sluice_mysql::conn::connect(&server.url).await.context("connect to the source to find the tables")?;
+    let captured = sluice_mysql::schema::list_tables(&mut conn, server).await?;
     let mut ids = Vec::with_capacity(tables.len());
     for name in tables {
         let Some((db, table)) = name.split_once('.') else {

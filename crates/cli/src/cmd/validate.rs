@@ -14,8 +14,9 @@ use sluice_mysql::snapshot::scan_table;
 pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
     let lake = super::open_lake(&cfg, path, "validate").await?;
-    let mut conn = sluice_mysql::conn::connect(&cfg.source.url).await?;
-    let mut ids = list_tables(&mut conn, &cfg.source).await?;
+    let server = super::server(&cfg, "`sluice validate`")?;
+    let mut conn = sluice_mysql::conn::connect(&server.url).await?;
+    let mut ids = list_tables(&mut conn, server).await?;
     if let Some(t) = only {
         let (db, table) = t.split_once('.').context("--table must be db.table")?;
         ids.retain(|id| id.db == db && id.table == table);
@@ -68,7 +69,7 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
         if fields.is_empty() {
             // Empty lake table: compare counts only.
             let mut n = 0u64;
-            scan_table(&cfg.source.url, &info, |rows| {
+            scan_table(&server.url, &info, |rows| {
                 n += rows.len() as u64;
                 Ok(())
             })
@@ -78,7 +79,7 @@ pub async fn run(path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
             println!("{:<32} {:>10} {:>10} {:>8}  {}", id.to_string(), n, 0, "-", if ok { "ok" } else { "MISMATCH" });
             continue;
         }
-        scan_table(&cfg.source.url, &info, |rows| {
+        scan_table(&server.url, &info, |rows| {
             let (schema, rows) = match &mut masker {
                 Some(m) => m.mask_rows(&info.schema, rows)?,
                 None => (info.schema.clone(), rows),

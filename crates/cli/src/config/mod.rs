@@ -1,4 +1,5 @@
-//! The configuration of the `sluice` binary: core's sections, the MySQL source's `[source]`, and
+//! The configuration of the `sluice` binary: core's sections, the MySQL source's `[source]`
+//! (a server, or binlog files), and
 //! the sinks this binary has. Adding a sink is its crate plus one line in [`sinks!`]'s call.
 use std::path::Path;
 
@@ -6,7 +7,7 @@ use serde::Deserialize;
 use sluice_core::config::SinkSettings;
 use sluice_core::sink::SinkConfig;
 
-pub type Config = sluice_core::config::Config<sluice_mysql::MysqlConfig, Sinks>;
+pub type Config = sluice_core::config::Config<sluice_mysql::SourceConfig, Sinks>;
 
 /// Declares the `[sink.*]` sections: a field per sink, in delivery order (cheap sinks first).
 macro_rules! sinks {

@@ -37,6 +37,10 @@ pub trait SourceSettings: DeserializeOwned + Clone + Debug + Send + Sync + 'stat
     }
     /// Makes relative paths in the section relative to `base` (the config file's directory).
     fn resolve_paths(&mut self, _base: &Path) {}
+    /// Checks that need the resolved paths (files that must exist), after `resolve_paths`.
+    fn validate_resolved(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The `[sink.*]` sections.
@@ -203,6 +207,7 @@ impl<S: SourceSettings, K: SinkSettings> Config<S, K> {
         let mut cfg = Self::parse(&raw, &path.display().to_string())?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         cfg.resolve_paths(base);
+        cfg.source.validate_resolved().map_err(|m| ConfigError(format!("{}: {m}", path.display())))?;
         Ok(cfg)
     }
 
