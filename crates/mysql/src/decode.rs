@@ -45,7 +45,13 @@ pub fn from_binlog(ty: &SqlType, codec: &ColumnCodec, v: BinlogValue<'_>) -> R {
     let v = match v {
         BinlogValue::Value(v) => v,
         BinlogValue::Jsonb(j) => {
-            let json: serde_json::Value = j.try_into().map_err(|_| DecodeError("bad binary JSON"))?;
+            // The direct conversion keeps MySQL's key order (as the snapshot's text shows it)
+            // but refuses opaque scalars (DATE, TIME, DATETIME, DECIMAL inside the document);
+            // those go through mysql_common's DOM, which renders them as MySQL prints them.
+            let json: serde_json::Value = match j.clone().try_into() {
+                Ok(json) => json,
+                Err(_) => j.parse().map_err(|_| DecodeError("bad binary JSON"))?.into(),
+            };
             return Ok(Value::Json(json.to_string()));
         }
         BinlogValue::JsonDiff(_) => return Err(DecodeError("partial JSON update; set binlog_row_value_options='' on the server")),

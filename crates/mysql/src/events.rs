@@ -108,8 +108,9 @@ pub(crate) fn decode_rows(
         if seq < cursor.sent_below {
             continue;
         }
-        let before = before.map(|r| to_row(r, layout)).transpose()?;
-        let after = after.map(|r| to_row(r, layout)).transpose()?;
+        let at = |e: SluiceError| SluiceError { message: format!("{} (at {}:{})", e.message, info.file, info.pos), ..e };
+        let before = before.map(|r| to_row(r, layout)).transpose().map_err(at)?;
+        let after = after.map(|r| to_row(r, layout)).transpose().map_err(at)?;
         out.push(ChangeEvent {
             op,
             schema: layout.schema.clone(),
@@ -127,10 +128,17 @@ pub(crate) fn decode_rows(
 fn to_row(mut r: BinlogRow, layout: &Layout) -> Result<Row, SluiceError> {
     let id = &layout.schema.id;
     if r.len() != layout.types.len() {
+        // Columns are named as in the table map, else `@i` (mysql_common's naming).
+        let present: Vec<String> = r.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
+        let missing: Vec<&str> = (layout.schema.columns.iter().enumerate())
+            .filter(|(i, c)| !present.contains(&c.name) && !present.contains(&format!("@{i}")))
+            .map(|(_, c)| c.name.as_str())
+            .collect();
         return Err(SluiceError::permanent(format!(
-            "row image of {id} has {} of {} columns: the server must log full row images (SET GLOBAL binlog_row_image = 'FULL')",
+            "row image of {id} has {} of {} columns (missing: {}): the server must log full row images (SET GLOBAL binlog_row_image = 'FULL')",
             r.len(),
-            layout.types.len()
+            layout.types.len(),
+            missing.join(", ")
         )));
     }
     (0..r.len())

@@ -68,6 +68,13 @@ pub enum FileError {
     Checksum { file: String, pos: u64 },
     #[error("corrupt binlog at {file}:{pos}: {what}")]
     Corrupt { file: String, pos: u64, what: String },
+    #[error(
+        "statement-based change at {file}:{pos}{table}: the binlog was written with binlog_format=STATEMENT or MIXED, whose changes are SQL \
+         text, not rows; sluice reads row events only (binlog_format=ROW)"
+    )]
+    StatementBased { file: String, pos: u64, table: String },
+    #[error("unsupported event at {file}:{pos}: {what}")]
+    Unsupported { file: String, pos: u64, what: &'static str },
     #[error("cannot parse the event at {file}:{pos}")]
     Parse {
         file: String,
@@ -225,8 +232,10 @@ impl Reading<'_> {
                 self.tx = Tx { open: false, start: pos, gtid };
             }
             EventType::QUERY_EVENT => {
-                let Ok(Some(EventData::QueryEvent(q))) = data()? else {
-                    return Err(FileError::Corrupt { file: name.into(), pos, what: "undecodable query event".into() }.into());
+                let q = match data()? {
+                    Ok(Some(EventData::QueryEvent(q))) => q,
+                    Ok(_) => return Err(FileError::Corrupt { file: name.into(), pos, what: "undecodable query event".into() }.into()),
+                    Err(e) => return Err(FileError::Parse { file: name.into(), pos, source: e }.into()),
                 };
                 match Statement::of(&q.query()) {
                     Statement::Savepoint => {}
@@ -238,6 +247,14 @@ impl Reading<'_> {
                     }
                     Statement::End { .. } => return self.commit(name, end).await,
                     Statement::Other => {
+                        match dml_target(&q.query(), &q.schema()) {
+                            Some(Some(t)) if !self.selection.selection().captures(&t.db, &t.table) => {}
+                            Some(t) => {
+                                let table = t.map(|t| format!(" to {t}")).unwrap_or_default();
+                                return Err(FileError::StatementBased { file: name.into(), pos, table }.into());
+                            }
+                            None => {}
+                        }
                         if is_ddl(&q.query()) {
                             self.layouts.clear();
                         }
@@ -300,6 +317,9 @@ impl Reading<'_> {
             }
             _ => {}
         }
+        if let Some(what) = unsupported(raw) {
+            return Err(FileError::Unsupported { file: name.into(), pos, what }.into());
+        }
         // Between transactions every event end is a safe resume point.
         if !self.tx.open && self.tx.gtid.is_none() && self.pending.is_empty() {
             self.cursor.committed.binlog.pos = end;
@@ -329,6 +349,42 @@ impl Reading<'_> {
     }
 }
 
+/// Events that carry row changes sluice cannot read: refused rather than skipped.
+fn unsupported(raw: u8) -> Option<&'static str> {
+    match raw {
+        20..=22 => Some("rows event of a MySQL 5.1 pre-GA version (event types 20-22)"),
+        // A replica stops here too: the server could not log some change (e.g. a failed write
+        // to a non-transactional table), so what follows may not match the source.
+        26 => Some("INCIDENT event: the server recorded that changes may be missing from the binlog here"),
+        0xa5..=0xab => Some("MariaDB compressed event (log_bin_compress=ON); replay binlogs written with log_bin_compress=OFF"),
+        _ => None,
+    }
+}
+
+/// The table a statement-logged INSERT, REPLACE, UPDATE, DELETE or LOAD DATA writes (`None`
+/// inside when it cannot be told), or `None` for any other statement.
+fn dml_target(sql: &str, default_db: &str) -> Option<Option<TableId>> {
+    const SKIP: [&str; 9] = ["INTO", "FROM", "TABLE", "LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE", "QUICK", "CONCURRENT"];
+    let mut words = sql.split_whitespace();
+    let first = words.next()?;
+    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+    if !["INSERT", "REPLACE", "UPDATE", "DELETE", "LOAD"].iter().any(|k| is(first, k)) {
+        return None;
+    }
+    let mut words = words.peekable();
+    if is(first, "LOAD") {
+        // LOAD DATA [LOCAL] INFILE 'file' [REPLACE | IGNORE] INTO TABLE t
+        while words.next_if(|w| !is(w, "INTO")).is_some() {}
+    }
+    let name = words.find(|w| !SKIP.iter().any(|k| is(w, k)))?;
+    let name = name.split(['(', ',']).next().unwrap_or_default().replace('`', "");
+    Some(match name.split_once('.') {
+        Some((db, t)) if !db.is_empty() && !t.is_empty() => Some(TableId::new(db, t)),
+        None if !name.is_empty() && !default_db.is_empty() => Some(TableId::new(default_db, name)),
+        _ => None,
+    })
+}
+
 /// Collation id → character set name, from mysql_common's table (what a server would answer).
 fn collations() -> Collations {
     (1..=u16::MAX)
@@ -337,4 +393,21 @@ fn collations() -> Collations {
             (cid != CollationId::UNKNOWN_COLLATION_ID).then(|| (id, Collation::resolve(cid).charset().to_string()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_targets() {
+        let t = |sql: &str| dml_target(sql, "d");
+        assert_eq!(t("INSERT INTO t1 VALUES (1)"), Some(Some(TableId::new("d", "t1"))));
+        assert_eq!(t("insert ignore into `x`.`y`(a) values (1)"), Some(Some(TableId::new("x", "y"))));
+        assert_eq!(t("UPDATE LOW_PRIORITY t SET a = 1"), Some(Some(TableId::new("d", "t"))));
+        assert_eq!(t("DELETE FROM s.t WHERE 1"), Some(Some(TableId::new("s", "t"))));
+        assert_eq!(t("LOAD DATA INFILE '/x' REPLACE INTO TABLE t2"), Some(Some(TableId::new("d", "t2"))));
+        assert_eq!(t("CREATE TABLE t (a INT)"), None);
+        assert_eq!(dml_target("INSERT INTO t VALUES (1)", ""), Some(None));
+    }
 }
