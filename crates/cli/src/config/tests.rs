@@ -31,7 +31,7 @@ fn parse_with_env(text: &str) -> Result<Config, ConfigError> {
 #[allow(clippy::unwrap_used)]
 fn parses_a_full_config() {
     let cfg = parse_with_env(GOOD).unwrap();
-    assert_eq!(cfg.source.url.expose(), "mysql://sluice:s3cr\"et@127.0.0.1:3306");
+    assert_eq!(cfg.source.server("test").unwrap().url.expose(), "mysql://sluice:s3cr\"et@127.0.0.1:3306");
     assert!(!format!("{cfg:?}").contains("s3cr"), "secret leaked in Debug");
     assert_eq!(cfg.snapshot.mode, SnapshotMode::Never);
     assert!(cfg.captures("shop", "orders") && cfg.captures("shop", "users"));
@@ -106,4 +106,32 @@ fn mask_rules_are_validated() {
     let cfg = parse_with_env(&format!("{base}\n[[mask]]\ncolumns = [\"*.phone\"]\nmethod = \"partial\"\nkeep = 2\n[detect]\n")).unwrap();
     assert_eq!(cfg.mask[0].keep, Some(2));
     assert_eq!(cfg.detect.unwrap().entities.len(), 6);
+}
+
+const FILES: &str = r#"
+[source]
+kind = "binlog-file"
+files = ["./binlogs/mysql-bin.*"]
+tables = ["shop.*"]
+"#;
+
+#[test]
+#[allow(clippy::unwrap_used)]
+fn binlog_file_source_parses_and_keeps_line_numbers() {
+    let cfg = Config::parse(FILES, "t.toml").unwrap();
+    let sluice_mysql::SourceConfig::BinlogFile(f) = &cfg.source else { panic!("not a binlog-file source") };
+    assert_eq!(f.files, ["./binlogs/mysql-bin.*"]);
+    assert!(cfg.captures("shop", "users") && !cfg.captures("other", "users"));
+    // Errors inside the section keep their line, like those of kind = "mysql".
+    let err = Config::parse(&FILES.replace("[\"./binlogs/mysql-bin.*\"]", "3"), "t.toml").unwrap_err().0;
+    assert!(err.starts_with("t.toml:4:"), "{err}");
+    let err = Config::parse(&FILES.replace("tables", "tabels"), "t.toml").unwrap_err().0;
+    assert!(err.starts_with("t.toml:5:") && err.contains("tabels"), "{err}");
+    // Keys of the other kind are named.
+    let err = Config::parse(&FILES.replace("tables", "heartbeat = \"1s\"\ntables"), "t.toml").unwrap_err().0;
+    assert!(err.contains("[source] heartbeat is for kind = \"mysql\""), "{err}");
+    let err = Config::parse(&GOOD.replace("url = ", "urls = ").replace("urls", "#"), "t.toml").unwrap_err().0;
+    assert!(err.contains("[source] url is missing"), "{err}");
+    let err = Config::parse(&FILES.replace("files = [\"./binlogs/mysql-bin.*\"]", "files = []"), "t.toml").unwrap_err().0;
+    assert!(err.contains("[source] files is empty"), "{err}");
 }
