@@ -57,7 +57,8 @@ async fn run_once_replays_the_files_and_a_second_run_adds_nothing() {
     let events = w.events();
     let seqs: Vec<u64> = events.iter().map(seq).collect();
     assert_eq!(seqs, [0, 1, 2], "{events:?}");
-    let tables: Vec<String> = events.iter().map(|e| format!("{}.{}", e["source"]["db"].as_str().unwrap(), e["source"]["table"].as_str().unwrap())).collect();
+    let tables: Vec<String> =
+        events.iter().map(|e| format!("{}.{}", e["source"]["db"].as_str().unwrap(), e["source"]["table"].as_str().unwrap())).collect();
     assert_eq!(tables, ["toddy_test.outbox", "toddy_test.outbox", "test.tb1"]);
     assert_eq!(events[0]["after"]["topic"], "foo");
     assert_eq!(events[2]["after"]["@0"], 1);

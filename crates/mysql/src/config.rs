@@ -128,9 +128,13 @@ impl TryFrom<SourceSection> for BinlogFileConfig {
             ("heartbeat", s.heartbeat.is_some()),
         ];
         if let Some((key, _)) = server_only.iter().find(|(_, set)| *set) {
-            return Err(format!("[source] {key} is for kind = \"mysql\"; kind = \"binlog-file\" reads files and connects to no server: remove it"));
+            return Err(format!(
+                "[source] {key} is for kind = \"mysql\"; kind = \"binlog-file\" reads files and connects to no server: remove it"
+            ));
         }
-        let files = s.files.ok_or("[source] files is missing: kind = \"binlog-file\" reads the binlog files it lists, e.g. files = [\"./binlogs/mysql-bin.*\"]")?;
+        let files = s.files.ok_or(
+            "[source] files is missing: kind = \"binlog-file\" reads the binlog files it lists, e.g. files = [\"./binlogs/mysql-bin.*\"]",
+        )?;
         Ok(BinlogFileConfig { files, tables: s.tables, exclude: s.exclude, keys: s.keys })
     }
 }

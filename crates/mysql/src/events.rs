@@ -23,7 +23,9 @@ pub(crate) enum Statement {
     Begin,
     /// COMMIT, ROLLBACK (of a transaction touching non-transactional tables, whose logged
     /// changes stay) or XA: the transaction ends.
-    End { rollback: bool },
+    End {
+        rollback: bool,
+    },
     /// SAVEPOINT / ROLLBACK TO: inside a transaction, nothing to do.
     Savepoint,
     /// Anything else: DDL and other statements, which commit implicitly.

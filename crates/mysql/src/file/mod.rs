@@ -62,7 +62,9 @@ pub enum FileError {
     SameName { a: String, b: String },
     #[error("{path} is not a binlog file: it does not start with the binlog magic bytes (\\xfe bin)")]
     NotBinlog { path: String },
-    #[error("truncated event at {file}:{pos}: the file ends {missing} bytes before the event does (a file copied while it was written, or cut)")]
+    #[error(
+        "truncated event at {file}:{pos}: the file ends {missing} bytes before the event does (a file copied while it was written, or cut)"
+    )]
     Truncated { file: String, pos: u64, missing: u64 },
     #[error("checksum mismatch in the event at {file}:{pos}: the file is corrupt")]
     Checksum { file: String, pos: u64 },
@@ -116,11 +118,13 @@ impl Source for BinlogFileSource {
         _committed: watch::Receiver<Option<Checkpoint>>,
     ) -> Result<(), SluiceError> {
         let files = self.cfg.expand()?;
-        let names: Vec<String> = files.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+        let names: Vec<String> =
+            files.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
         let (start, pos, seq) = match &resume {
             Some(cp) => {
                 let pos = MysqlPosition::from_json(&cp.position)?;
-                let idx = names.iter().position(|n| *n == pos.binlog.file).ok_or(FileError::ResumeFileGone { file: pos.binlog.file.clone() })?;
+                let idx =
+                    names.iter().position(|n| *n == pos.binlog.file).ok_or(FileError::ResumeFileGone { file: pos.binlog.file.clone() })?;
                 (idx, pos, cp.next_seq)
             }
             None => (0, MysqlPosition { binlog: BinlogPos { file: names[0].clone(), pos: 4 }, gtid: None, snapshot: None }, 0),

@@ -63,7 +63,11 @@ fn parse(text: &str) -> Vec<Image> {
         if let Some(v) = line.strip_prefix("  @") {
             let value = v.split_once('=').map_or("", |(_, v)| v).to_string();
             if let Some(img) = images.last_mut() {
-                if into_after { img.after.push(value) } else { img.before.push(value) }
+                if into_after {
+                    img.after.push(value)
+                } else {
+                    img.before.push(value)
+                }
             }
         } else if line == "SET" {
             into_after = true;
