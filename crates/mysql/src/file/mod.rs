@@ -44,6 +44,16 @@ use crate::position::{BinlogPos, MysqlPosition};
 /// Events per message to the pipeline, as for the replication stream.
 const BATCH: usize = 1024;
 const MARIADB_GTID: u8 = 0xa2;
+/// Events carrying row images: v1 (MariaDB, MySQL 5.1–5.5), v2 (MySQL 5.6+), partial JSON.
+const ROWS_EVENTS: [EventType; 7] = [
+    EventType::WRITE_ROWS_EVENT_V1,
+    EventType::UPDATE_ROWS_EVENT_V1,
+    EventType::DELETE_ROWS_EVENT_V1,
+    EventType::WRITE_ROWS_EVENT,
+    EventType::UPDATE_ROWS_EVENT,
+    EventType::DELETE_ROWS_EVENT,
+    EventType::PARTIAL_UPDATE_ROWS_EVENT,
+];
 
 /// Why a binlog file cannot be read. Names the file and offset, never a row value.
 #[derive(Debug, thiserror::Error)]
@@ -285,13 +295,7 @@ impl Reading<'_> {
                     self.layouts.insert(t.table_id(), layout);
                 }
             }
-            EventType::WRITE_ROWS_EVENT_V1
-            | EventType::UPDATE_ROWS_EVENT_V1
-            | EventType::DELETE_ROWS_EVENT_V1
-            | EventType::WRITE_ROWS_EVENT
-            | EventType::UPDATE_ROWS_EVENT
-            | EventType::DELETE_ROWS_EVENT
-            | EventType::PARTIAL_UPDATE_ROWS_EVENT => {
+            ty if ROWS_EVENTS.contains(&ty) => {
                 let Ok(Some(EventData::RowsEvent(re))) = data()? else {
                     return Err(FileError::Corrupt { file: name.into(), pos, what: "undecodable rows event".into() }.into());
                 };
