@@ -110,7 +110,7 @@ pub(crate) fn decode_rows(
         if seq < cursor.sent_below {
             continue;
         }
-        let at = |e: SluiceError| SluiceError { message: format!("{} (at {}:{})", e.message, info.file, info.pos), ..e };
+        let at = |e| at_position(e, &info.file, info.pos);
         let before = before.map(|r| to_row(r, layout)).transpose().map_err(at)?;
         let after = after.map(|r| to_row(r, layout)).transpose().map_err(at)?;
         out.push(ChangeEvent {
@@ -125,6 +125,11 @@ pub(crate) fn decode_rows(
         });
     }
     Ok(())
+}
+
+/// The error with the binlog position it happened at, after its message.
+pub(crate) fn at_position(e: SluiceError, file: &str, pos: u64) -> SluiceError {
+    SluiceError { message: format!("{} (at {file}:{pos})", e.message), ..e }
 }
 
 fn to_row(mut r: BinlogRow, layout: &Layout) -> Result<Row, SluiceError> {

@@ -37,7 +37,7 @@ pub use config::BinlogFileConfig;
 use reader::{EventFile, Located};
 
 use crate::binlog::Cursor;
-use crate::events::{decode_rows, is_ddl, mariadb_gtid, mysql_gtid, Statement, Tx};
+use crate::events::{at_position, decode_rows, is_ddl, mariadb_gtid, mysql_gtid, Statement, Tx};
 use crate::layout::{self, Collations, Layout};
 use crate::position::{BinlogPos, MysqlPosition};
 
@@ -103,8 +103,14 @@ pub enum FileError {
 }
 
 impl From<FileError> for SluiceError {
+    /// The message is the error's own; its cause (an I/O or parse error) stays the source, so
+    /// a printed chain shows each once.
     fn from(e: FileError) -> Self {
-        SluiceError::permanent(e.to_string()).with_source(e)
+        let err = SluiceError::permanent(e.to_string());
+        match e {
+            FileError::Io { source, .. } | FileError::Parse { source, .. } => err.with_source(source),
+            _ => err,
+        }
     }
 }
 
@@ -286,7 +292,7 @@ impl Reading<'_> {
                 if !self.layouts.contains_key(&t.table_id()) {
                     let id = TableId::new(t.database_name(), t.table_name());
                     let layout = if self.selection.selection().captures(&id.db, &id.table) {
-                        let mut l = layout::build_offline(&t, &self.collations)?;
+                        let mut l = layout::build_offline(&t, &self.collations).map_err(|e| at_position(e, name, pos))?;
                         self.selection.selection().apply_keys(Arc::make_mut(&mut l.schema));
                         Some(Arc::new(l))
                     } else {
@@ -315,7 +321,11 @@ impl Reading<'_> {
                 let ts_ms = i64::from(hdr.timestamp()) * 1000;
                 let (cursor, pending) = (&mut self.cursor, &mut self.pending);
                 catch_unwind(AssertUnwindSafe(|| decode_rows(tme, &re, &layout, cursor, &info, &txid, ts_ms, pending)))
-                    .map_err(|_| FileError::Panicked { file: name.into(), pos })??;
+                    .map_err(|_| FileError::Panicked { file: name.into(), pos })?
+                    .map_err(|e| match ty {
+                        EventType::PARTIAL_UPDATE_ROWS_EVENT => e.context("partial JSON update (binlog_row_value_options=PARTIAL_JSON)"),
+                        _ => e,
+                    })?;
                 if self.pending.len() >= BATCH {
                     self.sent_open = true;
                     if self.out.send(SourceMsg::Events(std::mem::take(&mut self.pending))).await.is_err() {
