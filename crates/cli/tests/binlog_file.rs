@@ -128,3 +128,15 @@ async fn bad_files_are_refused_at_load() {
     let out = w.sluice("check", &[]).await;
     assert!(out.code == Some(1) && out.stderr.contains("[source] files is for kind = \"binlog-file\""), "{out}");
 }
+
+#[tokio::test]
+async fn a_sink_added_later_is_refused() {
+    let Some(fx) = fixtures() else { return };
+    let only_events = CONFIG.replace("[sink.lake]\npath = \"lake\"\n", "");
+    let w = workdir(&only_events, &fx, &["mariadb-bin.000001"]);
+    w.run_once().await;
+    std::fs::write(w.config(), CONFIG).unwrap();
+    let out = w.sluice("run", &["--once"]).await;
+    assert!(out.code == Some(1) && out.stderr.contains("[sink.lake] was added after this pipeline first ran"), "{out}");
+    assert!(out.stderr.contains("start over with an empty state dir"), "{out}");
+}

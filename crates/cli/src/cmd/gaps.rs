@@ -22,17 +22,11 @@ pub async fn refuse_gaps(cfg: &Config, state: &State) -> anyhow::Result<()> {
     if state.checkpoint.is_none() || cfg.snapshot.mode != SnapshotMode::Initial {
         return Ok(());
     }
-    let dir = cfg.state.dir.display();
-    for s in cfg.sink.configured() {
-        if !state.sinks.contains_key(s.name()) {
-            bail!(
-                "[sink.{name}] was added after this pipeline first ran (state dir {dir}): it would get only the changes from now on, \
-                 never the rows captured before. To fill it, run once with [snapshot] mode = \"always\" (every sink receives all rows \
-                 again as snapshot reads), or start over with an empty state dir; or remove [sink.{name}]",
-                name = s.name()
-            );
-        }
-    }
+    refuse_added_sinks(
+        cfg,
+        state,
+        "run once with [snapshot] mode = \"always\" (every sink receives all rows again as snapshot reads), or start over with an empty state dir",
+    )?;
     let Some(before) = state.capture.as_ref().and_then(Selection::from_json) else { return Ok(()) };
     let server = super::server(cfg, "finding tables that newly match [source] tables")?;
     let mut conn = sluice_mysql::conn::connect(&server.url).await?;
@@ -48,6 +42,25 @@ pub async fn refuse_gaps(cfg: &Config, state: &State) -> anyhow::Result<()> {
     for id in &newly {
         requests.request(id)?;
         tracing::info!(table = %id, "table newly matches [source] tables: its rows are snapshotted while streaming goes on");
+    }
+    Ok(())
+}
+
+/// A sink added after the first run would get only the changes from now on: refused, saying
+/// how to `fill` it.
+pub fn refuse_added_sinks(cfg: &Config, state: &State, fill: &str) -> anyhow::Result<()> {
+    if state.checkpoint.is_none() {
+        return Ok(());
+    }
+    let dir = cfg.state.dir.display();
+    for s in cfg.sink.configured() {
+        if !state.sinks.contains_key(s.name()) {
+            bail!(
+                "[sink.{name}] was added after this pipeline first ran (state dir {dir}): it would get only the changes from now on, \
+                 never the rows captured before. To fill it, {fill}; or remove [sink.{name}]",
+                name = s.name()
+            );
+        }
     }
     Ok(())
 }

@@ -30,7 +30,10 @@ pub async fn run(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
         // No server to check or claim; the files are the whole history, so there is no snapshot.
         SourceConfig::BinlogFile(files) => {
             let sinks = build_sinks(&cfg)?;
-            (Box::new(BinlogFileSource::new(files.clone())), None, sinks, StateStore::open_locked(&cfg.state.dir)?)
+            let store = StateStore::open_locked(&cfg.state.dir)?;
+            let fill = "start over with an empty state dir (the files are read again from the first, into every sink)";
+            super::gaps::refuse_added_sinks(&cfg, &store.load()?, fill)?;
+            (Box::new(BinlogFileSource::new(files.clone())), None, sinks, store)
         }
     };
     let capture = Some(super::gaps::capture(&cfg));
