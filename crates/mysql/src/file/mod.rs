@@ -16,6 +16,7 @@
 //! file the source reports `CaughtUp` (`run --once` ends there) and then stays idle: files that
 //! grow or appear later are read by the next run.
 mod config;
+mod error;
 mod reader;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 pub use config::BinlogFileConfig;
+pub use error::FileError;
 use reader::{EventFile, Located};
 
 use crate::binlog::Cursor;
@@ -55,65 +57,6 @@ const ROWS_EVENTS: [EventType; 7] = [
     EventType::PARTIAL_UPDATE_ROWS_EVENT,
 ];
 
-/// Why a binlog file cannot be read. Names the file and offset, never a row value.
-#[derive(Debug, thiserror::Error)]
-pub enum FileError {
-    #[error("cannot read {path}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{pattern} matches no file")]
-    NoMatch { pattern: String },
-    #[error("{pattern} is not a valid file pattern: {why}")]
-    BadPattern { pattern: String, why: &'static str },
-    #[error("{a} and {b} have the same file name: positions name files by name, so list only one")]
-    SameName { a: String, b: String },
-    #[error("{path} is not a binlog file: it does not start with the binlog magic bytes (\\xfe bin)")]
-    NotBinlog { path: String },
-    #[error(
-        "truncated event at {file}:{pos}: the file ends {missing} bytes before the event does (a file copied while it was written, or cut)"
-    )]
-    Truncated { file: String, pos: u64, missing: u64 },
-    #[error("checksum mismatch in the event at {file}:{pos}: the file is corrupt")]
-    Checksum { file: String, pos: u64 },
-    #[error("corrupt binlog at {file}:{pos}: {what}")]
-    Corrupt { file: String, pos: u64, what: String },
-    #[error(
-        "statement-based change at {file}:{pos}{table}: the binlog was written with binlog_format=STATEMENT or MIXED, whose changes are SQL \
-         text, not rows; sluice reads row events only (binlog_format=ROW)"
-    )]
-    StatementBased { file: String, pos: u64, table: String },
-    #[error("unsupported event at {file}:{pos}: {what}")]
-    Unsupported { file: String, pos: u64, what: &'static str },
-    #[error("cannot parse the event at {file}:{pos}")]
-    Parse {
-        file: String,
-        pos: u64,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the binlog library failed on the event at {file}:{pos} (a corrupt or unsupported event)")]
-    Panicked { file: String, pos: u64 },
-    #[error(
-        "the state's position is in {file}, which [source] files no longer lists: list it again, or remove the state dir to replay from the first file"
-    )]
-    ResumeFileGone { file: String },
-}
-
-impl From<FileError> for SluiceError {
-    /// The message is the error's own; its cause (an I/O or parse error) stays the source, so
-    /// a printed chain shows each once.
-    fn from(e: FileError) -> Self {
-        let err = SluiceError::permanent(e.to_string());
-        match e {
-            FileError::Io { source, .. } | FileError::Parse { source, .. } => err.with_source(source),
-            _ => err,
-        }
-    }
-}
-
 /// Reads the configured binlog files in order (see the module doc).
 pub struct BinlogFileSource {
     cfg: BinlogFileConfig,
@@ -134,8 +77,7 @@ impl Source for BinlogFileSource {
         _committed: watch::Receiver<Option<Checkpoint>>,
     ) -> Result<(), SluiceError> {
         let files = self.cfg.expand()?;
-        let names: Vec<String> =
-            files.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+        let names: Vec<String> = files.iter().map(|p| file_name(p)).collect();
         let (start, pos, seq) = match &resume {
             Some(cp) => {
                 let pos = MysqlPosition::from_json(&cp.position)?;
@@ -143,7 +85,10 @@ impl Source for BinlogFileSource {
                     names.iter().position(|n| *n == pos.binlog.file).ok_or(FileError::ResumeFileGone { file: pos.binlog.file.clone() })?;
                 (idx, pos, cp.next_seq)
             }
-            None => (0, MysqlPosition { binlog: BinlogPos { file: names[0].clone(), pos: 4 }, gtid: None, snapshot: None }, 0),
+            None => {
+                let first = names.first().cloned().unwrap_or_default();
+                (0, MysqlPosition { binlog: BinlogPos { file: first, pos: 4 }, gtid: None, snapshot: None }, 0)
+            }
         };
         info!(files = files.len(), from = %pos.binlog, "reading binlog files");
         let mut reading = Reading {
@@ -160,11 +105,7 @@ impl Source for BinlogFileSource {
             return Ok(());
         }
         for path in &files[start..] {
-            let from = if reading.cursor.committed.binlog.file == path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default() {
-                reading.cursor.committed.binlog.pos
-            } else {
-                4
-            };
+            let from = if reading.cursor.committed.binlog.file == file_name(path) { reading.cursor.committed.binlog.pos } else { 4 };
             if !reading.file(EventFile::open(path, from)?).await? {
                 return Ok(());
             }
@@ -365,6 +306,11 @@ impl Reading<'_> {
         let cp = Checkpoint { position: self.cursor.committed.to_json(), next_seq: self.cursor.committed_seq };
         self.out.send(SourceMsg::Checkpoint(cp)).await.is_ok()
     }
+}
+
+/// The name positions use for a file.
+pub(crate) fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Events that carry row changes sluice cannot read: refused rather than skipped.

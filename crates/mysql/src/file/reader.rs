@@ -45,7 +45,7 @@ pub struct EventFile {
 impl EventFile {
     /// Opens `path`, reads its format description event and moves to `from` (4: the start).
     pub fn open(path: &Path, from: u64) -> Result<Self, FileError> {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = super::file_name(path);
         let io = |source| FileError::Io { path: path.display().to_string(), source };
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
