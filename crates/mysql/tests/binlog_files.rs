@@ -6,7 +6,10 @@
 //! with the named refusal below. Every decoding run also checks gap-free seqs, and that resuming
 //! at each of its checkpoints yields exactly the rest. Where `mariadb-binlog` can read the file,
 //! the row values are compared with its `-v --base64-output=decode-rows` reading
-//! (`binlog_files/mariadb.rs`).
+//! (`binlog_files/mariadb.rs`; python-mysql-replication reads only from a server, so it is not
+//! used). mariadb-binlog cannot read MySQL 8 binary JSON, compressed transactions or tagged
+//! GTIDs; for `json-opaque.binlog` the golden values are the ones mysql_common's own test
+//! asserts, and `transaction_compression.000001` holds the one insert its test expects.
 //!
 //! | fixture | server | outcome |
 //! |---|---|---|

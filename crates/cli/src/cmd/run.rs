@@ -29,6 +29,11 @@ pub async fn run(path: &Path, once: bool) -> anyhow::Result<ExitCode> {
         }
         // No server to check or claim; the files are the whole history, so there is no snapshot.
         SourceConfig::BinlogFile(files) => {
+            if cfg.snapshot.mode != sluice_core::config::SnapshotMode::Initial {
+                tracing::warn!(
+                    "[snapshot] does not apply to [source] kind = \"binlog-file\": the files are read from where the state says"
+                );
+            }
             let sinks = build_sinks(&cfg)?;
             let store = StateStore::open_locked(&cfg.state.dir)?;
             let fill = "start over with an empty state dir (the files are read again from the first, into every sink)";
