@@ -1,0 +1,216 @@
+//! The `kinesis` sink.
+use async_trait::async_trait;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use aws_sdk_kinesis::Client;
+use serde_json::{json, Value as Json};
+use sha2::{Digest, Sha256};
+use sluice_core::config::EventFormat;
+use sluice_core::encode::{debezium, dms_control, dms_with, SchemaTracker};
+use sluice_core::error::{Result, SluiceError};
+use sluice_core::event::{ChangeEvent, Op};
+use sluice_core::schema::TableSchema;
+use sluice_core::sink::{Batch, Sink};
+use sluice_core::value::Row;
+use tracing::{debug, info};
+
+use crate::batch::{Pending, Record, MAX_CALL_BYTES, MAX_PARTITION_KEY, MAX_RECORDS_PER_CALL, MAX_RECORD_BYTES};
+use crate::client::{classify, client, probe};
+use crate::config::{KinesisConfig, PartitionKey};
+
+const NAME: &str = "kinesis";
+
+/// Writes each event as one record of a Kinesis data stream.
+///
+/// `write` encodes and queues; `flush` sends PutRecords calls until every queued record is
+/// acknowledged (durable = acknowledged by the service), planned by [`crate::batch`] so that a
+/// retry never reorders a partition key. A failed call or entry stays queued and the pipeline's
+/// retry policy calls `flush` again. Delivery is at least once: records sent after the last
+/// committed checkpoint are sent again after a crash, identical (the encoding depends only on
+/// the event), so the mark is empty and `open` takes nothing back.
+pub struct KinesisSink {
+    cfg: KinesisConfig,
+    client: Option<Client>,
+    pending: Pending,
+    /// DMS control records: the definition each table's consumers last saw.
+    tables: SchemaTracker,
+}
+
+impl KinesisSink {
+    pub fn new(cfg: KinesisConfig) -> Self {
+        Self { cfg, client: None, pending: Pending::default(), tables: SchemaTracker::default() }
+    }
+
+    fn push(&mut self, data: Json, key: String, old_key: Option<String>, control: bool, ev: &ChangeEvent) -> Result<()> {
+        let data = serde_json::to_vec(&data).map_err(|e| SluiceError::permanent("cannot encode an event as JSON").with_source(e))?;
+        let r = Record { data, key, old_key, control, seq: ev.seq };
+        if r.size() > MAX_RECORD_BYTES {
+            return Err(SluiceError::permanent(format!(
+                "the change seq {} of table {} is {} bytes as a Kinesis record, over the service's limit of {} (1 MiB): \
+                 leave the large columns out with [[mask]] method = \"drop\", or use another sink for this table",
+                ev.seq,
+                ev.schema.id,
+                r.size(),
+                MAX_RECORD_BYTES
+            )));
+        }
+        self.pending.push(r);
+        Ok(())
+    }
+
+    fn encode(&mut self, ev: &ChangeEvent) -> Result<()> {
+        let keyed = self.cfg.partition_key == PartitionKey::PrimaryKey && !ev.schema.key.is_empty();
+        if self.cfg.format == EventFormat::Dms {
+            if let Some(change) = self.tables.observe(&ev.schema) {
+                let control = dms_control(&ev.schema, change, ev.ts_ms, ev.seq);
+                self.push(control, table_key(&ev.schema), None, true, ev)?;
+            }
+        }
+        let (key, old_key) = if keyed {
+            let key = row_key(&ev.schema, ev.row());
+            let old = match (ev.op, &ev.before) {
+                (Op::Update, Some(b)) => Some(row_key(&ev.schema, b)).filter(|k| *k != key),
+                _ => None,
+            };
+            (key, old)
+        } else {
+            (table_key(&ev.schema), None)
+        };
+        let data = match self.cfg.format {
+            EventFormat::Dms => dms_with(ev, self.cfg.before_image),
+            // The commit time, not the time of sending: a record sent again after a crash is
+            // identical to the first.
+            EventFormat::Debezium => debezium(ev, ev.ts_ms),
+        };
+        self.push(data, key, old_key, false, ev)
+    }
+
+    /// One PutRecords call. `Ok(())` when all its records were acknowledged.
+    async fn send_one(&mut self, client: &Client) -> Result<()> {
+        let call = self.pending.next_call();
+        let mut entries = Vec::with_capacity(call.len());
+        for &i in &call {
+            let r = self.pending.get(i);
+            // The SDK takes the bytes by value; the record keeps its copy until acknowledged.
+            let entry = PutRecordsRequestEntry::builder().data(Blob::new(r.data.clone())).partition_key(&r.key).build();
+            entries.push(entry.map_err(|e| SluiceError::permanent("cannot build a Kinesis record").with_source(e))?);
+        }
+        let sent = client
+            .put_records()
+            .stream_name(&self.cfg.stream)
+            .set_records(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify(e, &self.cfg, &format!("write records to Kinesis stream {}", self.cfg.stream)));
+        let out = match sent {
+            Ok(out) => out,
+            Err(e) => return Err(e),
+        };
+        let results = out.records();
+        if results.len() != call.len() {
+            // Without a one-to-one answer nothing can be taken as acknowledged.
+            return Err(SluiceError::transient(format!(
+                "Kinesis answered {} results for {} records sent to stream {}: sending them again",
+                results.len(),
+                call.len(),
+                self.cfg.stream
+            )));
+        }
+        let acked: Vec<bool> = results.iter().map(|r| r.error_code().is_none()).collect();
+        self.pending.settle(&call, &acked);
+        let failed: Vec<&str> = results.iter().filter_map(|r| r.error_code()).collect();
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let throttled = failed.iter().filter(|c| **c == "ProvisionedThroughputExceededException").count();
+        let stream = &self.cfg.stream;
+        let n = call.len();
+        Err(if throttled > 0 {
+            SluiceError::exhausted(format!(
+                "Kinesis throttled {throttled} of {n} records to stream {stream} (ProvisionedThroughputExceededException): \
+                 retrying them in order; if it persists, add shards (aws kinesis update-shard-count)"
+            ))
+        } else {
+            SluiceError::transient(format!("Kinesis failed {} of {n} records to stream {stream} ({}): retrying them in order", failed.len(), failed[0]))
+        })
+    }
+}
+
+#[async_trait]
+impl Sink for KinesisSink {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    async fn open(&mut self, _committed: Option<Json>) -> Result<()> {
+        let c = client(&self.cfg).await;
+        let ok = probe(&c, &self.cfg).await.map_err(|e| match e.kind {
+            // At start an unreachable endpoint is a configuration problem far more often than
+            // an outage: stop with the fix instead of retrying for retry_for.
+            sluice_core::ErrorKind::Transient => SluiceError::permanent(e.message.clone()).with_source(e),
+            _ => e,
+        })?;
+        info!(sink = NAME, "{ok}");
+        self.client = Some(c);
+        // Consumers get every table's definition again before its next record.
+        self.tables.reset();
+        Ok(())
+    }
+
+    async fn write(&mut self, batch: &Batch) -> Result<()> {
+        for ev in &batch.events {
+            self.encode(ev)?;
+        }
+        Ok(())
+    }
+
+    fn mark(&self) -> Json {
+        json!({})
+    }
+
+    fn wants_flush(&self) -> bool {
+        self.pending.len() >= MAX_RECORDS_PER_CALL || self.pending.bytes() >= MAX_CALL_BYTES
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        let Some(client) = self.client.clone() else {
+            return Err(SluiceError::permanent("the kinesis sink was flushed before it was opened"));
+        };
+        let mut calls = 0;
+        while !self.pending.is_empty() {
+            self.send_one(&client).await?;
+            calls += 1;
+        }
+        if calls > 0 {
+            debug!(sink = NAME, calls, "records acknowledged");
+        }
+        Ok(())
+    }
+}
+
+/// `db.table`: the partition key of a table's control records, and of every record with
+/// `partition_key = "schema-table"` or without a key.
+fn table_key(schema: &TableSchema) -> String {
+    bounded(format!("{}.{}", schema.id.db, schema.id.table))
+}
+
+/// `db.table.<key values joined by '|'>`.
+fn row_key(schema: &TableSchema, row: &Row) -> String {
+    let mut k = format!("{}.{}.", schema.id.db, schema.id.table);
+    for (n, &i) in schema.key.iter().enumerate() {
+        if n > 0 {
+            k.push('|');
+        }
+        k.push_str(&row[i].render());
+    }
+    bounded(k)
+}
+
+/// A key longer than the service takes becomes its SHA-256: same key, same shard, still.
+fn bounded(key: String) -> String {
+    if key.chars().count() <= MAX_PARTITION_KEY {
+        return key;
+    }
+    let digest = Sha256::digest(key.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
