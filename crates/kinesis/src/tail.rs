@@ -58,6 +58,8 @@ pub async fn tail(cfg: &KinesisConfig, opts: &TailOptions, out: &mut impl Write)
             .map_err(|e| classify(e, cfg, &format!("read Kinesis stream {}", cfg.stream)))?;
         iterators.push(it.shard_iterator().map(str::to_string));
     }
+    // Said once every shard has its iterator: from here on `latest` sees every new record.
+    tracing::info!(stream = %cfg.stream, shards = iterators.len(), from = if opts.latest { "latest" } else { "earliest" }, "reading the stream");
     let mut printed = 0;
     loop {
         let mut round: Vec<(u64, Vec<u8>)> = Vec::new();
