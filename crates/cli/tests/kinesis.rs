@@ -68,7 +68,7 @@ async fn tail_follows_new_records_live_from_latest() {
     let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&moto.endpoint(), "live")));
     w.run_once().await;
     let mut run = w.spawn("run", "run", &[]);
-    let tail = w.spawn("tail", "tail", &["--source", "kinesis", "--from", "latest", "--limit", "3", "--format", "dms"]);
+    let tail = w.spawn("tail", "tail", &["--source", "kinesis", "--from", "latest", "--limit", "4", "--format", "dms"]);
     // `latest` starts where the shards end when tail asked: wait until it has its iterators.
     common::eventually("tail reading the stream", || tail.stderr_text().contains("reading the stream")).await;
     for i in 1..=3 {
@@ -79,8 +79,10 @@ async fn tail_follows_new_records_live_from_latest() {
     run.sigterm();
     run.wait().await;
     let lines = common::parse_lines(&out.stdout);
-    assert_eq!(lines.len(), 3, "{out}");
-    assert!(lines.iter().all(|l| l["metadata"]["operation"] == "update"), "only the new changes: {out}");
+    assert_eq!(lines.len(), 4, "{out}");
+    // A new run announces the table again before its first change.
+    assert_eq!(lines[0]["metadata"]["operation"], "create-table", "{out}");
+    assert!(lines[1..].iter().all(|l| l["metadata"]["operation"] == "update"), "only the new changes: {out}");
 }
 
 /// Throttled calls and failed entries, injected over and over while a workload streams: nothing
@@ -96,7 +98,7 @@ async fn throttling_and_partial_failures_lose_nothing_and_keep_key_order() {
     let stop = Arc::new(AtomicBool::new(false));
     let writer = workload(&db, stop.clone(), 11);
     let mut run = w.spawn("run", "run", &[]);
-    let until = Instant::now() + Duration::from_secs(8);
+    let until = Instant::now() + Duration::from_secs(4);
     let mut round = 0u64;
     while Instant::now() < until {
         run.assert_running();
@@ -123,9 +125,13 @@ async fn throttling_and_partial_failures_lose_nothing_and_keep_key_order() {
     assert_eq!(out.code, Some(0), "{out}");
     assert!(proxy.throttled_calls() > 0 && proxy.failed_entries() > 0, "no fault was injected");
     assert!(out.stderr.contains("throttled"), "throttling not reported:\n{}", out.stderr);
+    // A stop can leave a batch in the events file's queue and not yet in the stream's (the
+    // stream's queue was full): the checkpoint does not cover it, and the next run sends it.
+    w.run_once().await;
     let records = read_stream(&moto.endpoint(), "faulty");
     let data = dedup_by_seq(&records);
-    assert_eq!(data.len(), w.events().len(), "the stream and the events file differ");
+    let tail: Vec<&str> = out.stderr.lines().rev().take(15).collect();
+    assert_eq!(data.len(), w.events().len(), "the stream and the events file differ; last log lines (newest first):\n{}", tail.join("\n"));
     assert!(replay_dms(&data) == source_table(&db).await, "replaying the stream does not give the source table");
     assert_key_order(&records);
     eprintln!(
