@@ -29,7 +29,8 @@ async fn dms_records_rebuild_the_source_and_tail_reads_every_shard() {
     let check = w.sluice("check", &[]).await;
     assert!(check.stdout.contains("sink kinesis") && check.stdout.contains("stream cdc is ACTIVE with 2 open shard(s)"), "{check}");
     w.run_once().await;
-    db.exec("UPDATE shop.acct SET v = 0 WHERE id <= 10; UPDATE shop.acct SET id = 5000 WHERE id = 11; DELETE FROM shop.acct WHERE id = 12").await;
+    db.exec("UPDATE shop.acct SET v = 0 WHERE id <= 10; UPDATE shop.acct SET id = 5000 WHERE id = 11; DELETE FROM shop.acct WHERE id = 12")
+        .await;
     w.run_once().await;
 
     let records = read_stream(&moto.endpoint(), "cdc");
@@ -102,7 +103,7 @@ async fn throttling_and_partial_failures_lose_nothing_and_keep_key_order() {
     let mut round = 0u64;
     while Instant::now() < until {
         run.assert_running();
-        if round % 2 == 0 {
+        if round.is_multiple_of(2) {
             proxy.throttle_calls(3);
         } else {
             proxy.fail_entries(5, 2 + round % 5);
@@ -212,4 +213,68 @@ async fn a_record_over_1_mib_stops_naming_table_and_seq_never_the_value() {
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stderr.contains("of table shop.docs") && run.stderr.contains("seq 1 ") && run.stderr.contains("1 MiB"), "{run}");
     assert!(!run.all().contains("SECRETVALUE"), "a value in the output");
+}
+
+/// A DDL while streaming reaches the stream as its DMS control record, before the first change
+/// made under the new definition; Debezium format and `schema-table` keys work too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_while_streaming_sends_a_control_record_before_the_next_change() {
+    let moto = Moto::start();
+    moto.create_stream("ddl", 2);
+    moto.create_stream("dbz", 1);
+    let db = MariaDb::start();
+    seed_table(&db, 10).await;
+    let dbz = "\n[sink.kinesis]\nstream = \"dbz\"\nregion = \"us-east-1\"\nformat = \"debezium\"\npartition_key = \"schema-table\"\n";
+    let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&moto.endpoint(), "ddl")));
+    let run = w.spawn("run", "run", &[]);
+    let endpoint = moto.endpoint();
+    common::eventually("the snapshot on the stream", || read_stream(&endpoint, "ddl").len() >= 11).await;
+    db.exec("ALTER TABLE shop.acct ADD COLUMN extra INT; INSERT INTO shop.acct VALUES (100, 1, 'x', 7)").await;
+    common::eventually("the insert on the stream", || read_stream(&endpoint, "ddl").iter().any(|r| r.record["data"]["extra"] == 7)).await;
+    run.sigterm();
+    assert_eq!(run.wait().await.code, Some(0));
+    let records = read_stream(&endpoint, "ddl");
+    let ops: Vec<&str> = records.iter().filter(|r| r.is_control()).map(|r| r.record["metadata"]["operation"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["create-table", "add-column"]);
+    let add = records.iter().find(|r| r.record["metadata"]["operation"] == "add-column").unwrap();
+    assert_eq!(add.record["control"]["table-def"]["columns"]["extra"]["type"], "INT4");
+    let insert = records.iter().find(|r| r.record["data"]["extra"] == 7).unwrap();
+    assert_eq!(add.seq(), insert.seq(), "the control record carries the seq of the change it precedes");
+
+    // The same source into a Debezium stream keyed by table: one shard, every change in order.
+    let text = std::fs::read_to_string(w.config())
+        .unwrap()
+        .replace(&section(&endpoint, "ddl"), &dbz.replace("region", &format!("endpoint = \"{endpoint}\"\nregion")));
+    let w2 = Workdir::with_config(&text.replace("server_id = 6401", "server_id = 6402"));
+    w2.run_once().await;
+    let records = read_stream(&endpoint, "dbz");
+    assert_eq!(records.len(), 11, "no control records in Debezium format");
+    assert!(records.iter().all(|r| r.partition_key == "shop.acct"));
+    let seqs: Vec<u64> = records.iter().map(|r| r.record["source"]["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "schema-table keeps the table's order: {seqs:?}");
+    assert_eq!(records[0].record["op"], "r");
+}
+
+/// `make demo-aws` end to end, small: it must pass on a fresh machine the first time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_demo_aws_runs_end_to_end() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sluice"));
+    let target = bin.parent().and_then(|d| d.parent()).unwrap();
+    if !target.join("debug/sluice-demo-data").exists() {
+        panic!("sluice-demo-data is not built: run `cargo build --workspace --bins` (make test does) first");
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/demo-aws.sh");
+    let out = tokio::process::Command::new("bash")
+        .arg(script)
+        .env("CARGO_TARGET_DIR", target)
+        .env("DEMO_ROWS", "500")
+        .env("DEMO_UPDATES", "3")
+        .env("DEMO_INTERVAL", "0.2")
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(180), out).await.expect("demo-aws within 3 min").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo-aws failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("'load': 500") && stdout.contains("'update': 4"), "{stdout}");
+    assert!(stdout.matches("  [tail] ").count() == 4, "the 4 updates followed live:\n{stdout}");
+    assert!(stdout.contains("CREATE EXTERNAL TABLE `demo`.`users`") && stdout.contains("s3://demo-lake/cdc/demo/users"), "{stdout}");
 }

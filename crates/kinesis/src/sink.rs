@@ -131,7 +131,11 @@ impl KinesisSink {
                  retrying them in order; if it persists, add shards (aws kinesis update-shard-count)"
             ))
         } else {
-            SluiceError::transient(format!("Kinesis failed {} of {n} records to stream {stream} ({}): retrying them in order", failed.len(), failed[0]))
+            SluiceError::transient(format!(
+                "Kinesis failed {} of {n} records to stream {stream} ({}): retrying them in order",
+                failed.len(),
+                failed[0]
+            ))
         })
     }
 }

@@ -6,10 +6,12 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use aws_sdk_kinesis::operation::get_records::GetRecordsOutput;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
 use serde_json::Value as Json;
 use sluice_core::config::EventFormat;
+use sluice_core::retry::{Retry, RetryPolicy};
 use sluice_core::tailing::{quiet_pipe, LineFilter};
 
 use crate::client::{classify, client, probe};
@@ -61,12 +63,13 @@ pub async fn tail(cfg: &KinesisConfig, opts: &TailOptions, out: &mut impl Write)
     // Said once every shard has its iterator: from here on `latest` sees every new record.
     tracing::info!(stream = %cfg.stream, shards = iterators.len(), from = if opts.latest { "latest" } else { "earliest" }, "reading the stream");
     let mut printed = 0;
+    let mut retry = Retry::new(RetryPolicy::new(cfg.retry_for.0));
     loop {
         let mut round: Vec<(u64, Vec<u8>)> = Vec::new();
         let mut behind = false;
         for it in iterators.iter_mut() {
             let Some(current) = it.clone() else { continue };
-            let got = client.get_records().shard_iterator(current).limit(1000).send().await.map_err(|e| classify(e, cfg, &format!("read Kinesis stream {}", cfg.stream)))?;
+            let got = get_records(&client, cfg, current, &mut retry).await?;
             for r in got.records() {
                 let line = r.data().as_ref();
                 if let Some(rendered) = filter.render(line).context("a record of the stream is not a change event")? {
@@ -96,6 +99,24 @@ pub async fn tail(cfg: &KinesisConfig, opts: &TailOptions, out: &mut impl Write)
                 return Ok(printed);
             }
             tokio::time::sleep(IDLE_POLL).await;
+        }
+    }
+}
+
+/// One GetRecords call; throttling (5 reads per second per shard, shared by every consumer)
+/// and other transient failures are retried under the one retry policy, for the sink's
+/// `retry_for`.
+async fn get_records(client: &Client, cfg: &KinesisConfig, iterator: String, retry: &mut Retry) -> Result<GetRecordsOutput> {
+    loop {
+        match client.get_records().shard_iterator(iterator.clone()).limit(1000).send().await {
+            Ok(out) => {
+                retry.succeeded();
+                return Ok(out);
+            }
+            Err(e) => {
+                let delay = retry.next(classify(e, cfg, &format!("read Kinesis stream {}", cfg.stream)))?;
+                tokio::time::sleep(delay).await;
+            }
         }
     }
 }

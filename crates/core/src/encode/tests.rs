@@ -201,7 +201,8 @@ fn dms_golden_create_table() {
 /// One control record per DDL kind, each with the definition after it.
 #[test]
 fn dms_golden_alter_records_follow_the_tracker() {
-    let base = vec![col("id", SqlType::Int { bits: 32, unsigned: false }, false), col("v", SqlType::Int { bits: 32, unsigned: false }, true)];
+    let base =
+        vec![col("id", SqlType::Int { bits: 32, unsigned: false }, false), col("v", SqlType::Int { bits: 32, unsigned: false }, true)];
     let mut tracker = SchemaTracker::default();
     let s0 = schema_of(base.clone(), vec![0]);
     assert_eq!(tracker.observe(&s0), Some(SchemaChange::CreateTable));
