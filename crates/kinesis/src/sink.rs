@@ -27,18 +27,27 @@ const NAME: &str = "kinesis";
 /// retry never reorders a partition key. A failed call or entry stays queued and the pipeline's
 /// retry policy calls `flush` again. Delivery is at least once: records sent after the last
 /// committed checkpoint are sent again after a crash, identical (the encoding depends only on
-/// the event), so the mark is empty and `open` takes nothing back.
+/// the event); nothing can be taken back. The mark is the time it was taken: after a crash,
+/// [`Sink::high_water`] reads what arrived since the last committed one, so a source that
+/// cannot replay exactly (a resumed snapshot) numbers its changes above what consumers saw,
+/// and a `seq` never names two different changes on the stream.
 pub struct KinesisSink {
     cfg: KinesisConfig,
     client: Option<Client>,
     pending: Pending,
     /// DMS control records: the definition each table's consumers last saw.
     tables: SchemaTracker,
+    /// After a restart: when the last committed mark was taken (epoch ms). Everything sent
+    /// past that commit arrived after it.
+    committed_at_ms: Option<i64>,
 }
+
+/// Clock difference allowed between this host and the service's arrival timestamps.
+const CLOCK_SKEW_MS: i64 = 5_000;
 
 impl KinesisSink {
     pub fn new(cfg: KinesisConfig) -> Self {
-        Self { cfg, client: None, pending: Pending::default(), tables: SchemaTracker::default() }
+        Self { cfg, client: None, pending: Pending::default(), tables: SchemaTracker::default(), committed_at_ms: None }
     }
 
     fn push(&mut self, data: Json, key: String, old_key: Option<String>, control: bool, ev: &ChangeEvent) -> Result<()> {
@@ -146,7 +155,8 @@ impl Sink for KinesisSink {
         NAME
     }
 
-    async fn open(&mut self, _committed: Option<Json>) -> Result<()> {
+    async fn open(&mut self, committed: Option<Json>) -> Result<()> {
+        self.committed_at_ms = committed.as_ref().and_then(|c| c.get("at_ms")).and_then(Json::as_i64);
         let c = client(&self.cfg).await;
         let ok = probe(&c, &self.cfg).await.map_err(|e| match e.kind {
             // At start an unreachable endpoint is a configuration problem far more often than
@@ -169,7 +179,17 @@ impl Sink for KinesisSink {
     }
 
     fn mark(&self) -> Json {
-        json!({})
+        json!({ "at_ms": chrono::Utc::now().timestamp_millis() })
+    }
+
+    async fn high_water(&mut self) -> Result<Option<u64>> {
+        let (Some(at), Some(client)) = (self.committed_at_ms, &self.client) else { return Ok(None) };
+        let since = at - CLOCK_SKEW_MS;
+        let max = crate::tail::max_seq_since(client, &self.cfg, since)
+            .await
+            .map_err(|e| e.context("reading back what was sent before the last stop"))?;
+        debug!(sink = NAME, ?max, "read back the records sent since the last commit");
+        Ok(max)
     }
 
     fn wants_flush(&self) -> bool {

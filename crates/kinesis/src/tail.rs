@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 use sluice_core::config::EventFormat;
 use sluice_core::retry::{Retry, RetryPolicy};
 use sluice_core::tailing::{quiet_pipe, LineFilter};
+use sluice_core::SluiceError;
 
 use crate::client::{classify, client, probe};
 use crate::config::KinesisConfig;
@@ -106,7 +107,7 @@ pub async fn tail(cfg: &KinesisConfig, opts: &TailOptions, out: &mut impl Write)
 /// One GetRecords call; throttling (5 reads per second per shard, shared by every consumer)
 /// and other transient failures are retried under the one retry policy, for the sink's
 /// `retry_for`.
-async fn get_records(client: &Client, cfg: &KinesisConfig, iterator: String, retry: &mut Retry) -> Result<GetRecordsOutput> {
+async fn get_records(client: &Client, cfg: &KinesisConfig, iterator: String, retry: &mut Retry) -> Result<GetRecordsOutput, SluiceError> {
     loop {
         match client.get_records().shard_iterator(iterator.clone()).limit(1000).send().await {
             Ok(out) => {
@@ -121,8 +122,39 @@ async fn get_records(client: &Client, cfg: &KinesisConfig, iterator: String, ret
     }
 }
 
+/// The highest change `seq` among the records that arrived at or after `since_ms` (epoch ms),
+/// over every shard: what a sink restarting after a crash may have sent past its last commit.
+pub(crate) async fn max_seq_since(client: &Client, cfg: &KinesisConfig, since_ms: i64) -> Result<Option<u64>, SluiceError> {
+    let mut retry = Retry::new(RetryPolicy::new(cfg.retry_for.0));
+    let mut max = None;
+    for shard in shards(client, cfg).await? {
+        let it = client
+            .get_shard_iterator()
+            .stream_name(&cfg.stream)
+            .shard_id(&shard)
+            .shard_iterator_type(ShardIteratorType::AtTimestamp)
+            .timestamp(aws_sdk_kinesis::primitives::DateTime::from_millis(since_ms))
+            .send()
+            .await
+            .map_err(|e| classify(e, cfg, &format!("read Kinesis stream {}", cfg.stream)))?;
+        let mut next = it.shard_iterator().map(str::to_string);
+        while let Some(current) = next {
+            let got = get_records(client, cfg, current, &mut retry).await?;
+            for r in got.records() {
+                let seq = seq_of(r.data().as_ref()) / 2;
+                if seq != u64::MAX / 2 {
+                    max = max.max(Some(seq));
+                }
+            }
+            let done = got.records().is_empty() && got.millis_behind_latest().unwrap_or(0) == 0;
+            next = if done { None } else { got.next_shard_iterator().map(str::to_string) };
+        }
+    }
+    Ok(max)
+}
+
 /// The stream's shards, open and closed (a closed one still holds records until they expire).
-async fn shards(client: &Client, cfg: &KinesisConfig) -> Result<Vec<String>> {
+async fn shards(client: &Client, cfg: &KinesisConfig) -> Result<Vec<String>, SluiceError> {
     let mut ids = Vec::new();
     let mut token: Option<String> = None;
     loop {

@@ -91,6 +91,16 @@ pub fn read_stream(endpoint: &str, stream: &str) -> Vec<StreamRecord> {
 /// The data records deduplicated by `seq` (a resend must be identical to the first copy), in
 /// `seq` order; panics unless their seqs are exactly 0..n.
 pub fn dedup_by_seq(records: &[StreamRecord]) -> Vec<&StreamRecord> {
+    let data = unique_by_seq(records);
+    let n = data.len() as u64;
+    let seqs: Vec<u64> = data.iter().map(|r| r.seq()).collect();
+    assert!(seqs.iter().copied().eq(0..n), "data seqs are not 0..{n}: first gap after {:?}", seqs.windows(2).find(|w| w[1] != w[0] + 1));
+    data
+}
+
+/// The data records deduplicated by `seq`, in `seq` order; panics if one `seq` was sent with
+/// two different contents.
+pub fn unique_by_seq(records: &[StreamRecord]) -> Vec<&StreamRecord> {
     let mut first: BTreeMap<u64, &StreamRecord> = BTreeMap::new();
     for r in records.iter().filter(|r| !r.is_control()) {
         if let Some(seen) = first.get(&r.seq()) {
@@ -99,9 +109,6 @@ pub fn dedup_by_seq(records: &[StreamRecord]) -> Vec<&StreamRecord> {
             first.insert(r.seq(), r);
         }
     }
-    let seqs: Vec<u64> = first.keys().copied().collect();
-    let n = seqs.len() as u64;
-    assert!(seqs.iter().copied().eq(0..n), "data seqs are not 0..{n}: first gap after {:?}", seqs.windows(2).find(|w| w[1] != w[0] + 1));
     first.into_values().collect()
 }
 
