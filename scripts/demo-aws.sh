@@ -29,7 +29,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+. scripts/demo-lib.sh
 
 say "starting moto's server (Kinesis and S3, in memory, on loopback)"
 MOTO_PORT=$(scripts/moto-server.sh start "$WORK/moto" | sed -n 's/^port=//p')
@@ -46,13 +46,7 @@ shards = [s["ShardId"] for s in k.list_shards(StreamName=stream)["Shards"]]
 print(f"stream {stream}: ACTIVE, shards {', '.join(shards)}; bucket s3://{bucket}")
 PY
 
-say "starting a throwaway MariaDB (binlog ROW/FULL) in $WORK"
-PORT=$(scripts/mariadb-test-server.sh start "$WORK/db" | sed -n 's/^port=//p')
-SQL() { mariadb -h127.0.0.1 -P"$PORT" -uroot "$@"; }
-
-say "loading $ROWS sample users into demo.users (deterministic generator)"
-"$DEMO_DATA" --rows "$ROWS" --seed 42 | SQL
-SQL -e "SELECT COUNT(*) AS users FROM demo.users"
+start_db_with_users
 
 cat > "$WORK/sluice.toml" <<TOML
 [source]
@@ -93,15 +87,7 @@ say "sluice check (source, and the stream: exists and ACTIVE)"
 "$SLUICE" check -c "$WORK/sluice.toml"
 
 say "sluice run: full load into Kinesis and the S3 lake, then the binlog"
-START=$(date +%s.%N)
-"$SLUICE" run -c "$WORK/sluice.toml" 2>"$WORK/run.log" &
-RUN_PID=$!
-until "$SLUICE" status -c "$WORK/sluice.toml" --json 2>/dev/null | grep -q '"phase": "streaming"'; do
-  kill -0 "$RUN_PID" 2>/dev/null || { cat "$WORK/run.log"; echo "sluice run died" >&2; exit 1; }
-  sleep 0.1
-done
-END=$(date +%s.%N)
-awk -v s="$START" -v e="$END" -v n="$ROWS" 'BEGIN { printf "full load of %d rows on the stream and in the lake in %.2f s\n", n, e - s }'
+run_until_streaming "on the stream and in the lake"
 
 say "the first 10 records of the stream, every shard (sluice tail --source kinesis --limit 10)"
 "$SLUICE" tail -c "$WORK/sluice.toml" --source kinesis --limit 10 | cut -c1-220
@@ -118,12 +104,7 @@ done
 say "one update that changes a userid, then $UPDATES more, ${INTERVAL}s apart"
 SQL -e "UPDATE demo.users SET userid = 1000001 WHERE userid = 1"
 sleep 1
-for i in $(seq 1 "$UPDATES"); do
-  printf '  [db]   %s UPDATE demo.users SET userid = %d WHERE userid = %d\n' "$(date +%T.%3N)" $((2000000 + i)) $((i + 1))
-  SQL -e "UPDATE demo.users SET userid = $((2000000 + i)) WHERE userid = $((i + 1))"
-  sleep "$INTERVAL"
-done
-sleep 1
+userid_updates
 
 say "stopping sluice (SIGTERM: flush, commit, exit 0)"
 kill "$TAIL_PID" 2>/dev/null || true; TAIL_PID=""

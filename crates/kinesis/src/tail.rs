@@ -51,15 +51,7 @@ pub async fn tail(cfg: &KinesisConfig, opts: &TailOptions, out: &mut impl Write)
     let mut iterators = Vec::new();
     for shard in shards(&client, cfg).await? {
         let kind = if opts.latest { ShardIteratorType::Latest } else { ShardIteratorType::TrimHorizon };
-        let it = client
-            .get_shard_iterator()
-            .stream_name(&cfg.stream)
-            .shard_id(&shard)
-            .shard_iterator_type(kind)
-            .send()
-            .await
-            .map_err(|e| classify(e, cfg, &format!("read Kinesis stream {}", cfg.stream)))?;
-        iterators.push(it.shard_iterator().map(str::to_string));
+        iterators.push(shard_iterator(&client, cfg, &shard, kind, None).await?);
     }
     // Said once every shard has its iterator: from here on `latest` sees every new record.
     tracing::info!(stream = %cfg.stream, shards = iterators.len(), from = if opts.latest { "latest" } else { "earliest" }, "reading the stream");
@@ -104,6 +96,27 @@ pub async fn tail(cfg: &KinesisConfig, opts: &TailOptions, out: &mut impl Write)
     }
 }
 
+/// Where reading `shard` starts (`at_ms` for `AtTimestamp`); `None` for a closed shard read
+/// to its end.
+async fn shard_iterator(
+    client: &Client,
+    cfg: &KinesisConfig,
+    shard: &str,
+    kind: ShardIteratorType,
+    at_ms: Option<i64>,
+) -> Result<Option<String>, SluiceError> {
+    let it = client
+        .get_shard_iterator()
+        .stream_name(&cfg.stream)
+        .shard_id(shard)
+        .shard_iterator_type(kind)
+        .set_timestamp(at_ms.map(aws_sdk_kinesis::primitives::DateTime::from_millis))
+        .send()
+        .await
+        .map_err(|e| classify(e, cfg, &format!("read Kinesis stream {}", cfg.stream)))?;
+    Ok(it.shard_iterator().map(str::to_string))
+}
+
 /// One GetRecords call; throttling (5 reads per second per shard, shared by every consumer)
 /// and other transient failures are retried under the one retry policy, for the sink's
 /// `retry_for`.
@@ -128,16 +141,7 @@ pub(crate) async fn max_seq_since(client: &Client, cfg: &KinesisConfig, since_ms
     let mut retry = Retry::new(RetryPolicy::new(cfg.retry_for.0));
     let mut max = None;
     for shard in shards(client, cfg).await? {
-        let it = client
-            .get_shard_iterator()
-            .stream_name(&cfg.stream)
-            .shard_id(&shard)
-            .shard_iterator_type(ShardIteratorType::AtTimestamp)
-            .timestamp(aws_sdk_kinesis::primitives::DateTime::from_millis(since_ms))
-            .send()
-            .await
-            .map_err(|e| classify(e, cfg, &format!("read Kinesis stream {}", cfg.stream)))?;
-        let mut next = it.shard_iterator().map(str::to_string);
+        let mut next = shard_iterator(client, cfg, &shard, ShardIteratorType::AtTimestamp, Some(since_ms)).await?;
         while let Some(current) = next {
             let got = get_records(client, cfg, current, &mut retry).await?;
             for r in got.records() {
