@@ -19,13 +19,20 @@ use common::{closed_port, config_text, Workdir};
 use rand::{Rng, SeedableRng};
 use sluice_testkit::{AwsFaultProxy, MariaDb};
 
+/// moto with a 2-shard `stream`, a MariaDB with `rows` rows in `shop.acct`, and a work dir
+/// whose config sends `shop.*` to the stream (and to an events file).
+async fn stream_and_table(stream: &str, rows: i64) -> (Moto, MariaDb, Workdir) {
+    let moto = Moto::start();
+    moto.create_stream(stream, 2);
+    let db = MariaDb::start();
+    seed_table(&db, rows).await;
+    let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&moto.endpoint(), stream)));
+    (moto, db, w)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dms_records_rebuild_the_source_and_tail_reads_every_shard() {
-    let moto = Moto::start();
-    moto.create_stream("cdc", 2);
-    let db = MariaDb::start();
-    seed_table(&db, 300).await;
-    let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&moto.endpoint(), "cdc")));
+    let (moto, db, w) = stream_and_table("cdc", 300).await;
     let check = w.sluice("check", &[]).await;
     assert!(check.stdout.contains("sink kinesis") && check.stdout.contains("stream cdc is ACTIVE with 2 open shard(s)"), "{check}");
     w.run_once().await;
@@ -62,11 +69,7 @@ async fn dms_records_rebuild_the_source_and_tail_reads_every_shard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_follows_new_records_live_from_latest() {
-    let moto = Moto::start();
-    moto.create_stream("live", 2);
-    let db = MariaDb::start();
-    seed_table(&db, 20).await;
-    let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&moto.endpoint(), "live")));
+    let (_moto, db, w) = stream_and_table("live", 20).await;
     w.run_once().await;
     let mut run = w.spawn("run", "run", &[]);
     let tail = w.spawn("tail", "tail", &["--source", "kinesis", "--from", "latest", "--limit", "4", "--format", "dms"]);
@@ -149,11 +152,7 @@ async fn throttling_and_partial_failures_lose_nothing_and_keep_key_order() {
 /// first copy, and replaying by seq (dropping seqs seen) gives the source table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_a_workload_loses_nothing_and_resends_identical_records() {
-    let moto = Moto::start();
-    moto.create_stream("crashy", 2);
-    let db = MariaDb::start();
-    seed_table(&db, 5_000).await;
-    let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&moto.endpoint(), "crashy")));
+    let (moto, db, w) = stream_and_table("crashy", 5_000).await;
     // The snapshot first: a snapshot resumed after a crash reads again at a new point, and its
     // seqs do not repeat what was sent before (docs/guarantees.md).
     w.run_once().await;

@@ -129,7 +129,11 @@ fn kinesis_bad_values_are_named() {
         ("stream = \"cdc-users\"", "stream = \"cdc users\"", "is not a Kinesis stream name"),
         ("region = \"us-east-1\"", "region = \"\"", "region is empty"),
         ("region = \"us-east-1\"", "region = \"us-east-1\"\nendpoint = \"127.0.0.1:4566\"", "must be a URL starting with http://"),
-        ("region = \"us-east-1\"", "region = \"us-east-1\"\npartition_key = \"id\"", "unknown variant `id`, expected `primary-key` or `schema-table`"),
+        (
+            "region = \"us-east-1\"",
+            "region = \"us-east-1\"\npartition_key = \"id\"",
+            "unknown variant `id`, expected `primary-key` or `schema-table`",
+        ),
         ("region = \"us-east-1\"", "region = \"us-east-1\"\nformat = \"avro\"", "unknown variant `avro`"),
         ("region = \"us-east-1\"", "region = \"us-east-1\"\nshards = 2", "unknown field `shards`"),
     ] {
