@@ -1,4 +1,6 @@
 //! The `kinesis` sink.
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
@@ -8,13 +10,13 @@ use sha2::{Digest, Sha256};
 use sluice_core::config::EventFormat;
 use sluice_core::encode::{debezium, dms_control, dms_with, SchemaTracker};
 use sluice_core::error::{Result, SluiceError};
-use sluice_core::event::{ChangeEvent, Op};
+use sluice_core::event::Op;
 use sluice_core::schema::TableSchema;
 use sluice_core::sink::{Batch, Sink};
 use sluice_core::value::Row;
 use tracing::{debug, info};
 
-use crate::batch::{Pending, Record, MAX_CALL_BYTES, MAX_PARTITION_KEY, MAX_RECORDS_PER_CALL, MAX_RECORD_BYTES};
+use crate::batch::{Origin, Pending, Record, MAX_CALL_BYTES, MAX_PARTITION_KEY, MAX_RECORDS_PER_CALL, MAX_RECORD_BYTES};
 use crate::client::{classify, client, probe};
 use crate::config::{KinesisConfig, PartitionKey};
 
@@ -50,31 +52,47 @@ impl KinesisSink {
         Self { cfg, client: None, pending: Pending::default(), tables: SchemaTracker::default(), committed_at_ms: None }
     }
 
-    fn push(&mut self, data: Json, key: String, old_key: Option<String>, control: bool, ev: &ChangeEvent) -> Result<()> {
-        let data = serde_json::to_vec(&data).map_err(|e| SluiceError::permanent("cannot encode an event as JSON").with_source(e))?;
-        let r = Record { data, key, old_key, control, seq: ev.seq };
-        if r.size() > MAX_RECORD_BYTES {
+    /// The record of `origin`: the change, or the control record announcing its table's
+    /// definition. Depends only on the event, so a record encoded again is identical.
+    fn encode(&self, origin: &Origin) -> Result<Vec<u8>> {
+        let ev = &origin.batch.events[origin.index];
+        let json = match (origin.control, self.cfg.format) {
+            (Some(change), _) => dms_control(&ev.schema, change, ev.ts_ms, ev.seq),
+            (None, EventFormat::Dms) => dms_with(ev, self.cfg.before_image),
+            // The commit time, not the time of sending: a record sent again after a crash is
+            // identical to the first.
+            (None, EventFormat::Debezium) => debezium(ev, ev.ts_ms),
+        };
+        serde_json::to_vec(&json).map_err(|e| SluiceError::permanent("cannot encode an event as JSON").with_source(e))
+    }
+
+    fn push(&mut self, origin: Origin, key: String, old_key: Option<String>) -> Result<()> {
+        let data = self.encode(&origin)?;
+        let ev = &origin.batch.events[origin.index];
+        let (seq, size) = (ev.seq, data.len() + key.len());
+        if size > MAX_RECORD_BYTES {
             return Err(SluiceError::permanent(format!(
-                "the change seq {} of table {} is {} bytes as a Kinesis record, over the service's limit of {} (1 MiB): \
-                 leave the large columns out with [[mask]] method = \"drop\", or use another sink for this table",
-                ev.seq,
+                "the change seq {seq} of table {} is {size} bytes as a Kinesis record, over the service's limit of \
+                 {MAX_RECORD_BYTES} (1 MiB): leave the large columns out with [[mask]] method = \"drop\", or use another \
+                 sink for this table",
                 ev.schema.id,
-                r.size(),
-                MAX_RECORD_BYTES
             )));
         }
-        self.pending.push(r);
+        self.pending.push(Record::new(data, key, old_key, Some(origin), seq));
         Ok(())
     }
 
-    fn encode(&mut self, ev: &ChangeEvent) -> Result<()> {
-        let keyed = self.cfg.partition_key == PartitionKey::PrimaryKey && !ev.schema.key.is_empty();
+    /// Queues the records of event `index` of `batch`: its table's definition first when it
+    /// is new or changed (DMS), then the change.
+    fn queue(&mut self, batch: &Batch, index: usize) -> Result<()> {
+        let ev = &batch.events[index];
+        let origin = |control| Origin { batch: Arc::clone(batch), index, control };
         if self.cfg.format == EventFormat::Dms {
             if let Some(change) = self.tables.observe(&ev.schema) {
-                let control = dms_control(&ev.schema, change, ev.ts_ms, ev.seq);
-                self.push(control, table_key(&ev.schema), None, true, ev)?;
+                self.push(origin(Some(change)), table_key(&ev.schema), None)?;
             }
         }
+        let keyed = self.cfg.partition_key == PartitionKey::PrimaryKey && !ev.schema.key.is_empty();
         let (key, old_key) = if keyed {
             let key = row_key(&ev.schema, ev.row());
             let old = match (ev.op, &ev.before) {
@@ -85,13 +103,20 @@ impl KinesisSink {
         } else {
             (table_key(&ev.schema), None)
         };
-        let data = match self.cfg.format {
-            EventFormat::Dms => dms_with(ev, self.cfg.before_image),
-            // The commit time, not the time of sending: a record sent again after a crash is
-            // identical to the first.
-            EventFormat::Debezium => debezium(ev, ev.ts_ms),
-        };
-        self.push(data, key, old_key, false, ev)
+        self.push(origin(None), key, old_key)
+    }
+
+    /// Gives records of a failed call their data back.
+    fn restore(&mut self, call: &[usize], acked: &[bool]) -> Result<()> {
+        for (j, &i) in call.iter().enumerate() {
+            if acked.get(j).copied().unwrap_or(false) {
+                continue;
+            }
+            let Some(origin) = self.pending.get(i).origin.clone() else { continue };
+            let data = self.encode(&origin)?;
+            self.pending.get_mut(i).data = data;
+        }
+        Ok(())
     }
 
     /// One PutRecords call. `Ok(())` when all its records were acknowledged.
@@ -99,9 +124,9 @@ impl KinesisSink {
         let call = self.pending.next_call();
         let mut entries = Vec::with_capacity(call.len());
         for &i in &call {
-            let r = self.pending.get(i);
-            // The SDK takes the bytes by value; the record keeps its copy until acknowledged.
-            let entry = PutRecordsRequestEntry::builder().data(Blob::new(r.data.clone())).partition_key(&r.key).build();
+            let r = self.pending.get_mut(i);
+            // The SDK takes the bytes by value: lend them (no copy), encode again on failure.
+            let entry = PutRecordsRequestEntry::builder().data(Blob::new(std::mem::take(&mut r.data))).partition_key(&r.key).build();
             entries.push(entry.map_err(|e| SluiceError::permanent("cannot build a Kinesis record").with_source(e))?);
         }
         let sent = client
@@ -113,11 +138,15 @@ impl KinesisSink {
             .map_err(|e| classify(e, &self.cfg, &format!("write records to Kinesis stream {}", self.cfg.stream)));
         let out = match sent {
             Ok(out) => out,
-            Err(e) => return Err(e),
+            Err(e) => {
+                self.restore(&call, &[])?;
+                return Err(e);
+            }
         };
         let results = out.records();
         if results.len() != call.len() {
             // Without a one-to-one answer nothing can be taken as acknowledged.
+            self.restore(&call, &[])?;
             return Err(SluiceError::transient(format!(
                 "Kinesis answered {} results for {} records sent to stream {}: sending them again",
                 results.len(),
@@ -126,6 +155,7 @@ impl KinesisSink {
             )));
         }
         let acked: Vec<bool> = results.iter().map(|r| r.error_code().is_none()).collect();
+        self.restore(&call, &acked)?;
         self.pending.settle(&call, &acked);
         let failed: Vec<&str> = results.iter().filter_map(|r| r.error_code()).collect();
         if failed.is_empty() {
@@ -172,8 +202,8 @@ impl Sink for KinesisSink {
     }
 
     async fn write(&mut self, batch: &Batch) -> Result<()> {
-        for ev in &batch.events {
-            self.encode(ev)?;
+        for index in 0..batch.events.len() {
+            self.queue(batch, index)?;
         }
         Ok(())
     }
