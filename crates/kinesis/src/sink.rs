@@ -52,13 +52,18 @@ impl KinesisSink {
         Self { cfg, client: None, pending: Pending::default(), tables: SchemaTracker::default(), committed_at_ms: None }
     }
 
+    /// Whether `ev`'s record is partitioned by its row's key (else by its table).
+    fn keyed(&self, ev: &sluice_core::ChangeEvent) -> bool {
+        self.cfg.partition_key == PartitionKey::PrimaryKey && !ev.schema.key.is_empty()
+    }
+
     /// The record of `origin`: the change, or the control record announcing its table's
     /// definition. Depends only on the event, so a record encoded again is identical.
     fn encode(&self, origin: &Origin) -> Result<Vec<u8>> {
         let ev = &origin.batch.events[origin.index];
         let json = match (origin.control, self.cfg.format) {
             (Some(change), _) => dms_control(&ev.schema, change, ev.ts_ms, ev.seq),
-            (None, EventFormat::Dms) => dms_with(ev, self.cfg.before_image),
+            (None, EventFormat::Dms) => dms_with(ev, self.keyed(ev), self.cfg.before_image),
             // The commit time, not the time of sending: a record sent again after a crash is
             // identical to the first.
             (None, EventFormat::Debezium) => debezium(ev, ev.ts_ms),
@@ -92,8 +97,7 @@ impl KinesisSink {
                 self.push(origin(Some(change)), table_key(&ev.schema), None)?;
             }
         }
-        let keyed = self.cfg.partition_key == PartitionKey::PrimaryKey && !ev.schema.key.is_empty();
-        let (key, old_key) = if keyed {
+        let (key, old_key) = if self.keyed(ev) {
             let key = row_key(&ev.schema, ev.row());
             let old = match (ev.op, &ev.before) {
                 (Op::Update, Some(b)) => Some(row_key(&ev.schema, b)).filter(|k| *k != key),

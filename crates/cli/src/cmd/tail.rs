@@ -31,7 +31,8 @@ pub enum Format {
 /// What `tail` reads.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Source {
-    /// The events file when [sink.jsonl] writes one, else the lake's changelog tables.
+    /// The events file when [sink.jsonl] writes one, else the lake's changelog tables, else
+    /// the Kinesis stream.
     Auto,
     /// The [sink.jsonl] events file.
     Events,
@@ -63,7 +64,9 @@ pub struct TailArgs {
 
 pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
-    if args.source == Source::Kinesis {
+    // `auto` reads the stream when it is the only sink that can be read back.
+    let only_stream = cfg.sink.jsonl.as_ref().is_none_or(|j| j.path == "-") && cfg.sink.lake.is_none() && cfg.sink.kinesis.is_some();
+    if args.source == Source::Kinesis || (args.source == Source::Auto && only_stream) {
         return tail_kinesis(&cfg, &args).await;
     }
     let events_file = cfg.sink.jsonl.as_ref().filter(|j| j.path != "-");
