@@ -209,8 +209,9 @@ async fn kill_9_during_the_snapshot_never_gives_one_seq_two_changes() {
     assert_key_order(&records);
 }
 
+/// Each startup problem: `check` says it with its fix, `run` stops with it at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_stream_or_an_unreachable_endpoint_is_one_clear_error() {
+async fn a_missing_stream_an_unreachable_endpoint_or_no_credentials_is_one_clear_error() {
     let moto = Moto::start();
     let db = MariaDb::start();
     seed_table(&db, 5).await;
@@ -231,6 +232,26 @@ async fn a_missing_stream_or_an_unreachable_endpoint_is_one_clear_error() {
     let last = run.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
     assert!(last.contains(&format!("cannot reach {endpoint}")) && last.contains("check [sink.kinesis] endpoint"), "{run}");
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?} to give up", started.elapsed());
+
+    // No credentials anywhere in the chain (no env, no profile, no instance metadata).
+    moto.create_stream("cdc", 1);
+    let w = Workdir::with_config(&config_text(&db.url(), 6403, &section(&moto.endpoint(), "cdc")));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["check", "-c", &w.config_str()])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("HOME", w.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  sink kinesis         no AWS credentials found") && stdout.contains("fix: set AWS_ACCESS_KEY_ID"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,7 +122,11 @@ fn credentials_missing(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(err);
     while let Some(e) = cur {
         let text = e.to_string();
-        if text.contains("credentials") && (text.contains("no providers") || text.contains("not loaded") || text.contains("failed to load"))
+        // The chain's own words, e.g. "no credentials found in chain. Attempted: Environment: the
+        // credential provider was not enabled: …".
+        let lower = text.to_lowercase();
+        if lower.contains("credential")
+            && ["no credentials", "not enabled", "no providers", "failed to load"].iter().any(|w| lower.contains(w))
         {
             return true;
         }
