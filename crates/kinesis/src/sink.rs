@@ -272,3 +272,33 @@ fn bounded(key: String) -> String {
     let digest = Sha256::digest(key.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use sluice_core::schema::{Column, SqlType, TableId, TableSchema};
+    use sluice_core::value::Value;
+
+    use super::*;
+
+    fn schema(key: Vec<usize>) -> TableSchema {
+        let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+        TableSchema {
+            id: TableId::new("shop", "orders"),
+            columns: vec![col("region", SqlType::Text), col("id", SqlType::Int { bits: 64, unsigned: false }), col("note", SqlType::Text)],
+            key,
+            configured_key: false,
+        }
+    }
+
+    #[test]
+    fn partition_keys_name_the_table_and_the_key_values() {
+        let s = schema(vec![0, 1]);
+        let row = vec![Value::Text("eu".into()), Value::Int(42), Value::Text("not in the key".into())];
+        assert_eq!(row_key(&s, &row), "shop.orders.eu|42");
+        assert_eq!(table_key(&s), "shop.orders");
+        let long = vec![Value::Text("x".repeat(300)), Value::Int(1), Value::Null];
+        let k = row_key(&s, &long);
+        assert_eq!(k.len(), 64, "over 256 characters: its SHA-256 in hex");
+        assert_eq!(k, row_key(&s, &long), "the same key every time");
+    }
+}
