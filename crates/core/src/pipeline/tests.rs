@@ -245,3 +245,52 @@ impl Sink for FailAfter {
         self.inner.flush().await
     }
 }
+
+/// A sink whose flushes fail `fails` times, each after making part of its data durable (a
+/// stream with some records throttled), then work.
+struct Progressing {
+    inner: TestSink,
+    fails: usize,
+    progressed: bool,
+}
+
+#[async_trait]
+impl Sink for Progressing {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn open(&mut self, c: Option<Json>) -> Result<()> {
+        self.inner.open(c).await
+    }
+    async fn write(&mut self, batch: &Batch) -> Result<()> {
+        self.inner.write(batch).await
+    }
+    fn mark(&self) -> Json {
+        self.inner.mark()
+    }
+    async fn flush(&mut self) -> Result<()> {
+        if self.fails == 0 {
+            return self.inner.flush().await;
+        }
+        self.fails -= 1;
+        self.progressed = true;
+        Err(SluiceError::exhausted("throttled"))
+    }
+    fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.progressed)
+    }
+}
+
+/// Failures that each made progress renew the retry budget: ten of them, a second or more
+/// of backoff in all, never exhaust a 300 ms `retry_for`.
+#[tokio::test]
+async fn failures_that_make_progress_do_not_use_up_the_retry_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inner, held) = TestSink::new("stream");
+    let sink = Progressing { inner, fails: 10, progressed: false };
+    let p = pipeline(dir.path(), vec![SinkSpec::new(Box::new(sink), Duration::from_millis(5), Duration::from_millis(300))]);
+    let started = std::time::Instant::now();
+    assert_eq!(p.run(std::future::pending()).await.unwrap(), Stopped::CaughtUp);
+    assert!(started.elapsed() > Duration::from_millis(300), "the failures outlasted the budget");
+    assert_eq!(held.lock().unwrap().durable, all_seqs());
+}
