@@ -11,6 +11,7 @@
 #   BENCH_REPEAT_SMALL, BENCH_REPEAT_BIG   override single sizes (docs/benchmarks.md)
 #   BENCH_OUT       step files and logs (default bench/out); BENCH_RESULTS (default bench/results.json)
 #   BENCH_KEEP=1    keep the work dir (server data, lakes) for inspection
+# Kinesis steps run against moto's server (scripts/moto-server.sh, the python venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -315,6 +316,14 @@ PY
 keepup keepup_100k lake+jsonl 1000   # the goal's rate: 100k row changes/s
 keepup keepup_sluice lake+jsonl 0    # the DB's max rate
 keepup keepup_jsonl jsonl 0          # the same without the lake: source + decoding + JSON lines
+
+# ---------------------------------------------------------------------------------------------
+# 7. Kinesis on moto: full load rows/s against batched boto3 put_records of the same records,
+# and commit → record readable latency (scripts/bench/kinesis.sh).
+say "kinesis (moto): full load of small.users, boto3 baseline, latency"
+SLUICE="$SLUICE" PORT="$PORT" OUT="$OUT" WORK="$WORK" ROWS_SMALL="$ROWS_SMALL" LAT_SECS="$LAT_SECS" \
+  scripts/bench/kinesis.sh 2>&1 | while IFS= read -r line; do say "$line"; done \
+  || say "kinesis steps failed (see $OUT/kinesis_*.log)"
 
 # ---------------------------------------------------------------------------------------------
 say "done in $(($(date +%s) - T0)) s"

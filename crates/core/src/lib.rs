@@ -20,6 +20,7 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod stats;
+pub mod tailing;
 pub mod transform;
 pub mod value;
 

@@ -1,16 +1,13 @@
 //! Reading an events file back (`sluice tail`), optionally following it as the pipeline appends.
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use serde::Deserialize;
-use serde_json::Value as Json;
-use sluice_core::config::{EventFormat, TablePattern};
-use sluice_core::encode::debezium_to_dms;
+use anyhow::{Context, Result};
+use sluice_core::config::EventFormat;
+use sluice_core::tailing::{quiet_pipe, LineFilter};
 use sluice_core::TableId;
 
 use crate::lines::Lines;
@@ -64,7 +61,7 @@ impl Default for TailOptions {
 /// File reads are plain blocking reads between async sleeps: meant for a CLI command, not for a
 /// runtime shared with latency-sensitive work. A closed `out` (`| head`) ends it quietly.
 pub async fn tail(path: &Path, file_format: EventFormat, opts: &TailOptions, out: &mut impl Write) -> Result<usize> {
-    let filter = Filter::new(file_format, opts)?;
+    let filter = LineFilter::new(file_format, opts.format, opts.table.as_deref(), opts.keyless.clone())?;
     if opts.limit == Some(0) {
         return Ok(0);
     }
@@ -109,88 +106,4 @@ pub async fn tail(path: &Path, file_format: EventFormat, opts: &TailOptions, out
     }
     quiet_pipe(out.flush())?;
     Ok(printed)
-}
-
-/// `Ok(true)` when the reader of `out` went away: not an error for a tail.
-fn quiet_pipe(r: io::Result<()>) -> Result<bool> {
-    match r {
-        Ok(()) => Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(true),
-        Err(e) => Err(e).context("cannot write output"),
-    }
-}
-
-/// Which lines to print, and how.
-struct Filter {
-    file_format: EventFormat,
-    table: Option<TablePattern>,
-    to_dms: bool,
-    keyless: BTreeSet<TableId>,
-}
-
-impl Filter {
-    fn new(file_format: EventFormat, opts: &TailOptions) -> Result<Self> {
-        let to_dms = match (file_format, opts.format) {
-            (EventFormat::Dms, EventFormat::Debezium) => bail!(
-                "the events file is in DMS format, which cannot be shown as Debezium (DMS lines lack the \
-                 binlog position and snapshot flag); use --format dms"
-            ),
-            (EventFormat::Debezium, EventFormat::Dms) => true,
-            _ => false,
-        };
-        let table = opts.table.as_deref().map(TablePattern::parse).transpose().map_err(anyhow::Error::msg)?;
-        Ok(Self { file_format, table, to_dms, keyless: opts.keyless.clone() })
-    }
-
-    /// The output line (with its '\n') for `line`, or `None` when it is filtered out. Messages
-    /// never quote the line: it holds row values.
-    fn render<'a>(&self, line: &'a [u8]) -> Result<Option<Cow<'a, [u8]>>> {
-        if self.to_dms {
-            let event: Json = serde_json::from_slice(line).context("not valid JSON")?;
-            if !self.matches(&event["source"]["db"], &event["source"]["table"]) {
-                return Ok(None);
-            }
-            let (db, table) = (event["source"]["db"].as_str().unwrap_or_default(), event["source"]["table"].as_str().unwrap_or_default());
-            let keyed = !self.keyless.contains(&TableId::new(db, table));
-            let dms = debezium_to_dms(&event, keyed).context("not a Debezium change event")?;
-            let mut buf = serde_json::to_vec(&dms)?;
-            buf.push(b'\n');
-            return Ok(Some(Cow::Owned(buf)));
-        }
-        if let Some(pattern) = &self.table {
-            // Deserialize only the names, skipping the row images.
-            let probe: Probe = serde_json::from_slice(line).context("not valid JSON")?;
-            let names = match self.file_format {
-                EventFormat::Debezium => probe.source,
-                EventFormat::Dms => probe.metadata,
-            };
-            let names = names.context("not a change event in the file's format (no table name)")?;
-            if !pattern.matches(&names.db, &names.table) {
-                return Ok(None);
-            }
-        }
-        Ok(Some(Cow::Borrowed(line)))
-    }
-
-    fn matches(&self, db: &Json, table: &Json) -> bool {
-        self.table.as_ref().is_none_or(|p| p.matches(db.as_str().unwrap_or_default(), table.as_str().unwrap_or_default()))
-    }
-}
-
-#[derive(Deserialize)]
-struct Probe<'a> {
-    /// Debezium.
-    #[serde(borrow)]
-    source: Option<Names<'a>>,
-    /// DMS.
-    #[serde(borrow)]
-    metadata: Option<Names<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Names<'a> {
-    #[serde(borrow, alias = "schema-name")]
-    db: Cow<'a, str>,
-    #[serde(borrow, alias = "table-name")]
-    table: Cow<'a, str>,
 }

@@ -9,6 +9,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let mut items = check(super::server(&cfg, "`sluice check`")?, &cfg.snapshot, None).await;
     items.extend(masking(&cfg));
     items.extend(masked_keys(&cfg).await);
+    items.extend(sinks(&cfg).await);
     print_items(&items);
     Ok(if failed(&items) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
@@ -45,6 +46,22 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<()> {
         tracing::warn!(check = i.name, fix = %i.fix, "{}", i.detail);
     }
     Ok(())
+}
+
+/// The sinks that talk to a service: reachable, credentials accepted, destination ready.
+async fn sinks(cfg: &Config) -> Vec<CheckItem> {
+    let mut items = Vec::new();
+    if let Some(k) = &cfg.sink.kinesis {
+        items.push(match sluice_kinesis::check(k).await {
+            Ok(found) => CheckItem::new("sink kinesis", Status::Ok, found, ""),
+            // Messages are "<cause>: <fix>".
+            Err(e) => {
+                let (cause, fix) = e.message.split_once(": ").unwrap_or((&e.message, ""));
+                CheckItem::new("sink kinesis", Status::Fail, cause.to_string(), fix.to_string())
+            }
+        });
+    }
+    items
 }
 
 /// The masking setup: rules, detection and whether the key `hash` needs is there.

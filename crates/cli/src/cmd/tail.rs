@@ -31,12 +31,15 @@ pub enum Format {
 /// What `tail` reads.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Source {
-    /// The events file when [sink.jsonl] writes one, else the lake's changelog tables.
+    /// The events file when [sink.jsonl] writes one, else the lake's changelog tables, else
+    /// the Kinesis stream.
     Auto,
     /// The [sink.jsonl] events file.
     Events,
     /// The lake's changelog tables (`db.t__changes`).
     Lake,
+    /// Every shard of the [sink.kinesis] stream.
+    Kinesis,
 }
 
 impl Format {
@@ -55,16 +58,23 @@ pub struct TailArgs {
     pub limit: Option<usize>,
     pub follow: bool,
     pub table: Option<String>,
-    pub format: Format,
+    /// `None`: Debezium, except for a stream, shown as it carries its records.
+    pub format: Option<Format>,
 }
 
 pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
+    // `auto` reads the stream when it is the only sink that can be read back.
+    let only_stream = cfg.sink.jsonl.as_ref().is_none_or(|j| j.path == "-") && cfg.sink.lake.is_none() && cfg.sink.kinesis.is_some();
+    if args.source == Source::Kinesis || (args.source == Source::Auto && only_stream) {
+        return tail_kinesis(&cfg, &args).await;
+    }
     let events_file = cfg.sink.jsonl.as_ref().filter(|j| j.path != "-");
     let use_lake = match args.source {
         Source::Lake => true,
         Source::Events => false,
         Source::Auto => events_file.is_none() && cfg.sink.lake.as_ref().is_some(),
+        Source::Kinesis => unreachable!("handled above"),
     };
     if nothing_captured(&cfg, events_file)? {
         bail!(
@@ -87,11 +97,11 @@ pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
             },
             limit: args.limit,
             table: args.table.clone(),
-            format: args.format.event_format(),
+            format: args.format.unwrap_or(Format::Debezium).event_format(),
             follow: args.follow,
             poll: Duration::from_millis(50),
             keyless: match (j.format, args.format) {
-                (EventFormat::Debezium, Format::Dms) => keyless_tables(&cfg).await?,
+                (EventFormat::Debezium, Some(Format::Dms)) => keyless_tables(&cfg).await?,
                 _ => BTreeSet::new(),
             },
         };
@@ -140,7 +150,7 @@ async fn tail_lake(cfg: &Config, args: &TailArgs, out: &mut impl Write) -> anyho
         let events = reader.poll(want).await?;
         let idle = events.is_empty();
         for ev in events.iter().take(want) {
-            let line = match args.format {
+            let line = match args.format.unwrap_or(Format::Debezium) {
                 // The changelog does not keep the key: whether there is one, the lake says.
                 Format::Dms => dms_keyed(ev, reader.keyed(&ev.schema.id)),
                 Format::Debezium => debezium(ev, ev.ts_ms),
@@ -158,4 +168,25 @@ async fn tail_lake(cfg: &Config, args: &TailArgs, out: &mut impl Write) -> anyho
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+}
+
+/// Reads every shard of the [sink.kinesis] stream.
+async fn tail_kinesis(cfg: &Config, args: &TailArgs) -> anyhow::Result<ExitCode> {
+    let Some(k) = &cfg.sink.kinesis else {
+        bail!("`tail --source kinesis` reads the [sink.kinesis] stream, and the config has none: add [sink.kinesis] stream = \"...\" and region = \"...\"");
+    };
+    let opts = sluice_kinesis::TailOptions {
+        latest: args.from == From::Latest,
+        limit: args.limit,
+        table: args.table.clone(),
+        format: args.format.map(Format::event_format),
+        follow: args.follow,
+    };
+    let mut out = BufWriter::new(std::io::stdout());
+    tokio::select! {
+        r = sluice_kinesis::tail(k, &opts, &mut out) => { r?; }
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    out.flush().ok();
+    Ok(ExitCode::SUCCESS)
 }

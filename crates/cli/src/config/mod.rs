@@ -37,6 +37,7 @@ macro_rules! sinks {
 
 sinks! {
     jsonl: sluice_jsonl::JsonlConfig,
+    kinesis: sluice_kinesis::KinesisConfig,
     lake: sluice_lake::LakeConfig,
 }
 

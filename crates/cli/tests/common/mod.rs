@@ -3,6 +3,7 @@
 //! the events file back. Nothing here sleeps for a fixed time to "let things settle".
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod kinesis;
 pub mod lake;
 pub mod moto;
 pub mod tmpfs;
@@ -170,6 +171,9 @@ fn base_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
     // Plain info logs whatever the caller's environment says.
     cmd.env_remove("RUST_LOG").env("SLUICE_LOG", "info").env("NO_COLOR", "1").kill_on_drop(true);
+    // AWS clients (the Kinesis sink) get dummy credentials for moto and never look for
+    // instance metadata (an address off this machine).
+    cmd.envs(kinesis::AWS_ENV);
     cmd
 }
 

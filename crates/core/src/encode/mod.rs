@@ -1,4 +1,5 @@
 //! JSON encodings of change events for stream consumers (DESIGN.md "Change event").
+pub mod control;
 mod debezium;
 mod dms;
 
@@ -9,8 +10,9 @@ use crate::event::ChangeEvent;
 use crate::schema::TableSchema;
 use crate::value::Row;
 
+pub use control::{SchemaChange, SchemaTracker};
 pub use debezium::debezium;
-pub use dms::{debezium_to_dms, dms, dms_keyed};
+pub use dms::{debezium_to_dms, dms, dms_control, dms_keyed, dms_with};
 
 /// Encodes one event in `format` as a single JSON line (no trailing newline).
 pub fn encode(event: &ChangeEvent, format: EventFormat, processed_ms: i64) -> Json {

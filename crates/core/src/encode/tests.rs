@@ -119,3 +119,139 @@ fn dms_partition_key_type_follows_the_key() {
     assert_eq!(dms_keyed(&keyless, true)["metadata"]["partition-key-type"], "primary-key");
     assert_eq!(dms_keyed(&event(Op::Insert), false)["metadata"]["partition-key-type"], "schema-table");
 }
+
+/// One golden record per data operation, as a DMS consumer sees it.
+#[test]
+fn dms_golden_data_records() {
+    let meta = |operation: &str| {
+        serde_json::json!({
+            "timestamp": "2023-11-14T22:13:20.123000Z",
+            "record-type": "data",
+            "operation": operation,
+            "partition-key-type": "primary-key",
+            "schema-name": "shop",
+            "table-name": "users",
+            "transaction-id": "0-1-9",
+            "seq": 42,
+        })
+    };
+    let cases = [
+        (Op::Read, serde_json::json!({"data": {"id": 2, "email": null}, "metadata": meta("load")})),
+        (Op::Insert, serde_json::json!({"data": {"id": 2, "email": null}, "metadata": meta("insert")})),
+        (Op::Delete, serde_json::json!({"data": {"id": 1, "email": "a@x.io"}, "metadata": meta("delete")})),
+        (Op::Update, serde_json::json!({"data": {"id": 2, "email": null}, "metadata": meta("update")})),
+    ];
+    for (op, want) in cases {
+        assert_eq!(dms_with(&event(op), true, false), want, "{op:?}");
+    }
+    assert!(dms_with(&event(Op::Update), true, true).get("before-image").is_some());
+    assert_eq!(dms_with(&event(Op::Insert), false, true)["metadata"]["partition-key-type"], "schema-table");
+}
+
+fn schema_of(columns: Vec<Column>, key: Vec<usize>) -> crate::schema::SchemaRef {
+    Arc::new(TableSchema { id: TableId::new("shop", "users"), columns, key, configured_key: false })
+}
+
+fn col(name: &str, ty: SqlType, nullable: bool) -> Column {
+    Column { name: name.into(), ty, nullable }
+}
+
+/// `create-table` before a table's first record: the whole definition in DMS types.
+#[test]
+fn dms_golden_create_table() {
+    let schema = schema_of(
+        vec![
+            col("id", SqlType::Int { bits: 64, unsigned: true }, false),
+            col("price", SqlType::Decimal { precision: 10, scale: 2 }, true),
+            col("name", SqlType::Text, true),
+            col("at", SqlType::Timestamp { fsp: 3 }, true),
+            col("doc", SqlType::Json, true),
+            col("raw", SqlType::Binary, true),
+        ],
+        vec![0],
+    );
+    let got = dms_control(&schema, SchemaChange::CreateTable, 1_700_000_000_123, 7);
+    let want = serde_json::json!({
+        "control": {"table-def": {
+            "columns": {
+                "id": {"type": "UINT8", "nullable": false},
+                "price": {"type": "NUMERIC", "precision": 10, "scale": 2, "nullable": true},
+                "name": {"type": "WSTRING", "nullable": true},
+                "at": {"type": "DATETIME", "precision": 3, "nullable": true},
+                "doc": {"type": "NCLOB", "nullable": true},
+                "raw": {"type": "BYTES", "nullable": true},
+            },
+            "primary-key": ["id"],
+        }},
+        "metadata": {
+            "timestamp": "2023-11-14T22:13:20.123000Z",
+            "record-type": "control",
+            "operation": "create-table",
+            "partition-key-type": "schema-table",
+            "schema-name": "shop",
+            "table-name": "users",
+            "seq": 7,
+        }
+    });
+    assert_eq!(got, want);
+    // Column order is the table's, as DMS lists it.
+    let names: Vec<&String> = got["control"]["table-def"]["columns"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["id", "price", "name", "at", "doc", "raw"]);
+}
+
+/// One control record per DDL kind, each with the definition after it.
+#[test]
+fn dms_golden_alter_records_follow_the_tracker() {
+    let base =
+        vec![col("id", SqlType::Int { bits: 32, unsigned: false }, false), col("v", SqlType::Int { bits: 32, unsigned: false }, true)];
+    let mut tracker = SchemaTracker::default();
+    let s0 = schema_of(base.clone(), vec![0]);
+    assert_eq!(tracker.observe(&s0), Some(SchemaChange::CreateTable));
+    assert_eq!(tracker.observe(&s0), None, "same Arc");
+    assert_eq!(tracker.observe(&schema_of(base.clone(), vec![0])), None, "an equal definition is no change");
+
+    let mut added = base.clone();
+    added.push(col("note", SqlType::Text, true));
+    let s1 = schema_of(added, vec![0]);
+    assert_eq!(tracker.observe(&s1), Some(SchemaChange::AddColumn));
+    let j = dms_control(&s1, SchemaChange::AddColumn, 0, 9);
+    let want = serde_json::json!({
+        "control": {"table-def": {
+            "columns": {
+                "id": {"type": "INT4", "nullable": false},
+                "v": {"type": "INT4", "nullable": true},
+                "note": {"type": "WSTRING", "nullable": true},
+            },
+            "primary-key": ["id"],
+        }},
+        "metadata": {
+            "timestamp": "1970-01-01T00:00:00.000000Z",
+            "record-type": "control",
+            "operation": "add-column",
+            "partition-key-type": "schema-table",
+            "schema-name": "shop",
+            "table-name": "users",
+            "seq": 9,
+        }
+    });
+    assert_eq!(j, want);
+
+    let s2 = schema_of(base.clone(), vec![0]);
+    assert_eq!(tracker.observe(&s2), Some(SchemaChange::DropColumn));
+    assert_eq!(dms_control(&s2, SchemaChange::DropColumn, 0, 10)["metadata"]["operation"], "drop-column");
+
+    let retyped = vec![base[0].clone(), col("v", SqlType::Int { bits: 64, unsigned: false }, true)];
+    let s3 = schema_of(retyped, vec![0]);
+    assert_eq!(tracker.observe(&s3), Some(SchemaChange::ColumnTypeChange));
+    let j = dms_control(&s3, SchemaChange::ColumnTypeChange, 0, 11);
+    assert_eq!(j["metadata"]["operation"], "column-type-change");
+    assert_eq!(j["control"]["table-def"]["columns"]["v"]["type"], "INT8");
+
+    let renamed = vec![base[0].clone(), col("w", SqlType::Int { bits: 64, unsigned: false }, true)];
+    let s4 = schema_of(renamed, vec![0]);
+    assert_eq!(tracker.observe(&s4), Some(SchemaChange::ChangeColumns));
+    assert_eq!(dms_control(&s4, SchemaChange::ChangeColumns, 0, 12)["metadata"]["operation"], "change-columns");
+
+    tracker.reset();
+    assert_eq!(tracker.observe(&s4), Some(SchemaChange::CreateTable), "after a restart every table is announced again");
+}

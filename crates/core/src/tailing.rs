@@ -1,0 +1,100 @@
+//! Reading stream records back for `sluice tail`, whatever carries them (the events file, a
+//! Kinesis stream, a Kafka topic): one JSON record per line, filtered by table and re-encoded
+//! from Debezium to DMS on request.
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::io;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use crate::config::{EventFormat, TablePattern};
+use crate::encode::debezium_to_dms;
+use crate::TableId;
+
+/// `Ok(true)` when the reader of `out` went away: not an error for a tail.
+pub fn quiet_pipe(r: io::Result<()>) -> Result<bool> {
+    match r {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(true),
+        Err(e) => Err(e).context("cannot write output"),
+    }
+}
+
+/// Which lines to print, and how: a table filter, and DMS re-encoding of Debezium lines.
+pub struct LineFilter {
+    file_format: EventFormat,
+    table: Option<TablePattern>,
+    to_dms: bool,
+    keyless: BTreeSet<TableId>,
+}
+
+impl LineFilter {
+    /// Lines written in `file_format`, printed in `format`, of the tables matching `table`
+    /// (`db.table`, globs). `keyless`: tables without a key (see [`debezium_to_dms`]).
+    pub fn new(file_format: EventFormat, format: EventFormat, table: Option<&str>, keyless: BTreeSet<TableId>) -> Result<Self> {
+        let to_dms = match (file_format, format) {
+            (EventFormat::Dms, EventFormat::Debezium) => bail!(
+                "the events are in DMS format, which cannot be shown as Debezium (DMS lines lack the \
+                 binlog position and snapshot flag); use --format dms"
+            ),
+            (EventFormat::Debezium, EventFormat::Dms) => true,
+            _ => false,
+        };
+        let table = table.map(TablePattern::parse).transpose().map_err(anyhow::Error::msg)?;
+        Ok(Self { file_format, table, to_dms, keyless })
+    }
+
+    /// The output line (with its '\n') for `line`, or `None` when it is filtered out. Messages
+    /// never quote the line: it holds row values.
+    pub fn render<'a>(&self, line: &'a [u8]) -> Result<Option<Cow<'a, [u8]>>> {
+        if self.to_dms {
+            let event: Json = serde_json::from_slice(line).context("not valid JSON")?;
+            if !self.matches(&event["source"]["db"], &event["source"]["table"]) {
+                return Ok(None);
+            }
+            let (db, table) = (event["source"]["db"].as_str().unwrap_or_default(), event["source"]["table"].as_str().unwrap_or_default());
+            let keyed = !self.keyless.contains(&TableId::new(db, table));
+            let dms = debezium_to_dms(&event, keyed).context("not a Debezium change event")?;
+            let mut buf = serde_json::to_vec(&dms)?;
+            buf.push(b'\n');
+            return Ok(Some(Cow::Owned(buf)));
+        }
+        if let Some(pattern) = &self.table {
+            // Deserialize only the names, skipping the row images.
+            let probe: Probe = serde_json::from_slice(line).context("not valid JSON")?;
+            let names = match self.file_format {
+                EventFormat::Debezium => probe.source,
+                EventFormat::Dms => probe.metadata,
+            };
+            let names = names.context("not a change event in the file's format (no table name)")?;
+            if !pattern.matches(&names.db, &names.table) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(Cow::Borrowed(line)))
+    }
+
+    fn matches(&self, db: &Json, table: &Json) -> bool {
+        self.table.as_ref().is_none_or(|p| p.matches(db.as_str().unwrap_or_default(), table.as_str().unwrap_or_default()))
+    }
+}
+
+#[derive(Deserialize)]
+struct Probe<'a> {
+    /// Debezium.
+    #[serde(borrow)]
+    source: Option<Names<'a>>,
+    /// DMS.
+    #[serde(borrow)]
+    metadata: Option<Names<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Names<'a> {
+    #[serde(borrow, alias = "schema-name")]
+    db: Cow<'a, str>,
+    #[serde(borrow, alias = "table-name")]
+    table: Cow<'a, str>,
+}
