@@ -34,9 +34,53 @@ pub type Row = Vec<Value>;
 
 const MICROS: i64 = 1_000_000;
 
+/// The identity of the columns `cols` of `row` ([`Value::write_identity`]), into `out` (cleared).
+pub fn identity_of(row: &[Value], cols: &[usize], out: &mut Vec<u8>) {
+    out.clear();
+    for &c in cols {
+        row.get(c).unwrap_or(&Value::Null).write_identity(out);
+    }
+}
+
 impl Value {
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
+    }
+
+    /// Appends an encoding of this value that is equal for equal values and different for
+    /// different ones (a tag, then fixed-width bytes or length-prefixed bytes): how rows are told
+    /// apart by key without rendering text. Floats compare by bits.
+    pub fn write_identity(&self, out: &mut Vec<u8>) {
+        let mut fixed = |tag: u8, bytes: &[u8]| {
+            out.push(tag);
+            out.extend_from_slice(bytes);
+        };
+        match self {
+            Value::Null => fixed(0, &[]),
+            Value::Int(v) => fixed(1, &v.to_le_bytes()),
+            Value::UInt(v) => fixed(2, &v.to_le_bytes()),
+            Value::Float(v) => fixed(3, &v.to_bits().to_le_bytes()),
+            Value::Double(v) => fixed(4, &v.to_bits().to_le_bytes()),
+            Value::Date(v) => fixed(6, &v.to_le_bytes()),
+            Value::DateTime(v) => fixed(7, &v.to_le_bytes()),
+            Value::Timestamp(v) => fixed(8, &v.to_le_bytes()),
+            Value::Time(v) => fixed(9, &v.to_le_bytes()),
+            Value::Year(v) => fixed(10, &v.to_le_bytes()),
+            Value::ZeroDate => fixed(11, &[]),
+            Value::Decimal(s) | Value::Text(s) | Value::Json(s) => {
+                let tag = match self {
+                    Value::Decimal(_) => 5,
+                    Value::Text(_) => 12,
+                    _ => 13,
+                };
+                fixed(tag, &(s.len() as u64).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+            Value::Bytes(b) => {
+                fixed(14, &(b.len() as u64).to_le_bytes());
+                out.extend_from_slice(b);
+            }
+        }
     }
 
     /// Memory held by this value, roughly (for byte-bounded queues; no allocation).
@@ -129,6 +173,22 @@ pub fn format_time(us: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identities_tell_values_apart() {
+        let id = |row: &[Value]| {
+            let mut b = Vec::new();
+            identity_of(row, &(0..row.len()).collect::<Vec<_>>(), &mut b);
+            b
+        };
+        let t = |s: &str| Value::Text(s.into());
+        assert_eq!(id(&[Value::Int(5), t("a")]), id(&[Value::Int(5), t("a")]));
+        // Length prefixes: ("ab", "c") is not ("a", "bc").
+        assert_ne!(id(&[t("ab"), t("c")]), id(&[t("a"), t("bc")]));
+        assert_ne!(id(&[Value::Int(1)]), id(&[Value::UInt(1)]));
+        assert_ne!(id(&[Value::Null]), id(&[t("")]));
+        assert_ne!(id(&[Value::Text("1".into())]), id(&[Value::Decimal("1".into())]));
+    }
 
     #[test]
     fn json_rendering_follows_the_contract() {

@@ -1,5 +1,6 @@
 //! sluice rows → Arrow record batches, per the type contract in DESIGN.md. Column names are
 //! lower-cased in the lake (MySQL names are case-insensitive; Glue/Athena lower-case them).
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use deltalake::arrow::array::{
@@ -175,14 +176,15 @@ pub fn to_batch(user: &[Field], t: &TableSchema, kind: Kind, rows: &[LakeRow<'_>
     for f in user {
         let idx = t.columns.iter().position(|c| c.name.to_lowercase() == *f.name());
         let col = match idx {
-            Some(i) => column(f.data_type(), rows.iter().map(|r| &r.values[i])),
-            None => column(f.data_type(), rows.iter().map(|_| &Value::Null)),
+            Some(i) => column(f.data_type(), rows.len(), rows.iter().map(|r| &r.values[i])),
+            None => column(f.data_type(), rows.len(), rows.iter().map(|_| &Value::Null)),
         };
         columns.push(col.map_err(|e| format!("column {}.{}: {e}", t.id, f.name()))?);
     }
-    let mut op = StringBuilder::new();
-    let mut ts = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-    let mut seq = Int64Builder::new();
+    let n = rows.len();
+    let mut op = StringBuilder::with_capacity(n, n);
+    let mut ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut seq = Int64Builder::with_capacity(n);
     for r in rows {
         op.append_value(r.op);
         ts.append_value(r.ts_ms * 1000);
@@ -194,9 +196,9 @@ pub fn to_batch(user: &[Field], t: &TableSchema, kind: Kind, rows: &[LakeRow<'_>
     match kind {
         Kind::Current => {}
         Kind::Changes => {
-            let mut tx = StringBuilder::new();
+            let mut tx = StringBuilder::with_capacity(n, n * 16);
             let mut before_key = StringBuilder::new();
-            let mut date = Date32Builder::new();
+            let mut date = Date32Builder::with_capacity(n);
             for r in rows {
                 tx.append_option(r.tx);
                 before_key.append_option(r.before_key);
@@ -207,7 +209,7 @@ pub fn to_batch(user: &[Field], t: &TableSchema, kind: Kind, rows: &[LakeRow<'_>
             columns.push(Arc::new(date.finish()));
         }
         Kind::MergeSource => {
-            let mut d = BooleanBuilder::new();
+            let mut d = BooleanBuilder::with_capacity(n);
             for r in rows {
                 d.append_value(r.deleted);
             }
@@ -217,9 +219,10 @@ pub fn to_batch(user: &[Field], t: &TableSchema, kind: Kind, rows: &[LakeRow<'_>
     RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
 }
 
-/// One Arrow column of type `ty`. Zero dates have no Arrow value: NULL. A value that does not
-/// fit the column (after a narrowing schema change) is an error, never a silent NULL.
-fn column<'a>(ty: &DataType, values: impl Iterator<Item = &'a Value>) -> Result<ArrayRef, String> {
+/// One Arrow column of type `ty` from `n` values. Zero dates have no Arrow value: NULL. A value
+/// that does not fit the column (after a narrowing schema change) is an error, never a silent
+/// NULL. Builders are sized up front and text is copied once, straight from the row.
+fn column<'a>(ty: &DataType, n: usize, values: impl Iterator<Item = &'a Value>) -> Result<ArrayRef, String> {
     macro_rules! build {
         ($builder:expr, $conv:expr) => {{
             let mut b = $builder;
@@ -239,44 +242,44 @@ fn column<'a>(ty: &DataType, values: impl Iterator<Item = &'a Value>) -> Result<
         _ => None,
     };
     Ok(match ty {
-        DataType::Int8 => build!(Int8Builder::new(), |v| int(v).and_then(|i| i8::try_from(i).ok())),
-        DataType::Int16 => build!(Int16Builder::new(), |v| int(v).and_then(|i| i16::try_from(i).ok())),
-        DataType::Int32 => build!(Int32Builder::new(), |v| int(v).and_then(|i| i32::try_from(i).ok())),
-        DataType::Int64 => build!(Int64Builder::new(), |v| int(v).and_then(|i| i64::try_from(i).ok())),
+        DataType::Int8 => build!(Int8Builder::with_capacity(n), |v| int(v).and_then(|i| i8::try_from(i).ok())),
+        DataType::Int16 => build!(Int16Builder::with_capacity(n), |v| int(v).and_then(|i| i16::try_from(i).ok())),
+        DataType::Int32 => build!(Int32Builder::with_capacity(n), |v| int(v).and_then(|i| i32::try_from(i).ok())),
+        DataType::Int64 => build!(Int64Builder::with_capacity(n), |v| int(v).and_then(|i| i64::try_from(i).ok())),
         DataType::Decimal128(p, s) => {
             let (p, s) = (*p, *s);
             let dec = |v: &Value| match v {
                 Value::Decimal(d) => parse_decimal(d, s as u32),
                 other => int(other).map(|i| i * 10i128.pow(s as u32)),
             };
-            build!(Decimal128Builder::new().with_precision_and_scale(p, s).map_err(|e| e.to_string())?, dec)
+            build!(Decimal128Builder::with_capacity(n).with_precision_and_scale(p, s).map_err(|e| e.to_string())?, dec)
         }
-        DataType::Float32 => build!(Float32Builder::new(), |v: &Value| match v {
+        DataType::Float32 => build!(Float32Builder::with_capacity(n), |v: &Value| match v {
             Value::Float(f) => Some(*f),
             Value::Double(f) => Some(*f as f32),
             _ => None,
         }),
-        DataType::Float64 => build!(Float64Builder::new(), |v: &Value| match v {
+        DataType::Float64 => build!(Float64Builder::with_capacity(n), |v: &Value| match v {
             Value::Double(f) => Some(*f),
             Value::Float(f) => Some(f64::from(*f)),
             _ => None,
         }),
-        DataType::Date32 => build!(Date32Builder::new(), |v: &Value| match v {
+        DataType::Date32 => build!(Date32Builder::with_capacity(n), |v: &Value| match v {
             Value::Date(d) => Some(*d),
             _ => None,
         }),
-        DataType::Timestamp(..) => build!(TimestampMicrosecondBuilder::new().with_timezone("UTC"), |v: &Value| match v {
+        DataType::Timestamp(..) => build!(TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"), |v: &Value| match v {
             Value::DateTime(us) | Value::Timestamp(us) => Some(*us),
             _ => None,
         }),
-        DataType::Binary => build!(BinaryBuilder::new(), |v: &Value| match v {
-            Value::Bytes(b) => Some(b.clone()),
+        DataType::Binary => build!(BinaryBuilder::with_capacity(n, n * 16), |v: &'a Value| match v {
+            Value::Bytes(b) => Some(b.as_slice()),
             _ => None,
         }),
-        _ => build!(StringBuilder::new(), |v: &Value| match v {
-            Value::Text(s) | Value::Json(s) | Value::Decimal(s) => Some(s.clone()),
-            Value::Time(us) => Some(format_time(*us)),
-            other => Some(other.render()),
+        _ => build!(StringBuilder::with_capacity(n, n * 16), |v: &'a Value| match v {
+            Value::Text(s) | Value::Json(s) | Value::Decimal(s) => Some(Cow::Borrowed(s.as_str())),
+            Value::Time(us) => Some(Cow::Owned(format_time(*us))),
+            other => Some(Cow::Owned(other.render())),
         }),
     })
 }

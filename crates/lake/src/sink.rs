@@ -121,13 +121,18 @@ impl LakeSink {
     async fn commit_table(&mut self, id: &TableId, events: &[&ChangeEvent]) -> Result<(), SluiceError> {
         let keyed = events.first().is_some_and(|e| !e.schema.key.is_empty());
         let (every, retention) = (self.cfg.compact_every, self.cfg.retention.0);
-        let pair = self.pair(id, keyed).await?;
-        let fresh: Vec<&ChangeEvent> = events.iter().copied().filter(|e| e.seq as i64 > pair.changes.seq).collect();
-        for run in runs(&fresh) {
-            pair.changes.append_changes(&run[0].schema, run).await?;
-        }
-        pair.changes.upkeep(every, retention).await?;
-        if let Some(current) = pair.current.as_mut() {
+        let Pair { current, changes } = self.pair(id, keyed).await?;
+        // The changelog and the current state are separate Delta tables: written at once, their
+        // encoding and I/O overlap.
+        let changelog = async {
+            let fresh: Vec<&ChangeEvent> = events.iter().copied().filter(|e| e.seq as i64 > changes.seq).collect();
+            for run in runs(&fresh) {
+                changes.append_changes(&run[0].schema, run).await?;
+            }
+            changes.upkeep(every, retention).await
+        };
+        let state = async {
+            let Some(current) = current.as_mut() else { return Ok(()) };
             let fresh: Vec<&ChangeEvent> = events.iter().copied().filter(|e| e.seq as i64 > current.seq).collect();
             for run in runs(&fresh) {
                 // Keys that cannot be in the table yet: reads of the snapshot that created it in
@@ -140,9 +145,10 @@ impl LakeSink {
                 current.merge_current(&run[0].schema, run, new_keys).await?;
                 current.fresh_snapshot = fresh_snapshot;
             }
-            current.upkeep(every, retention).await?;
-        }
-        Ok(())
+            current.upkeep(every, retention).await
+        };
+        let (changelog, state) = tokio::join!(changelog, state);
+        changelog.and(state)
     }
 }
 

@@ -10,8 +10,9 @@ use deltalake::kernel::Transaction;
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
+use sluice_core::value::identity_of;
 use sluice_core::{ChangeEvent, Op, SluiceError, TableId, TableSchema};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use tracing::{debug, info};
 
 use crate::convert::{merge_fields, to_batch, Kind, LakeRow, DATE, DELETED};
@@ -101,8 +102,7 @@ impl Delta {
     pub async fn merge_current(&mut self, schema: &TableSchema, events: &[&ChangeEvent], new_keys_only: bool) -> Result<(), SluiceError> {
         let Some(last) = events.last() else { return Ok(()) };
         let fields = self.fields_for(schema, false).await?;
-        let latest = collapse(schema, events);
-        let rows: Vec<LakeRow<'_>> = latest.values().map(|r| LakeRow { tx: None, ..*r }).collect();
+        let rows = collapse(schema, events);
         let table = self.table.clone();
         let creating = self.table.version().is_none();
         if creating || new_keys_only {
@@ -269,31 +269,32 @@ fn changed_key(schema: &TableSchema, e: &ChangeEvent) -> Option<String> {
     Some(serde_json::Value::Object(obj).to_string())
 }
 
-/// The last change per key. A key-changing update deletes the old key and writes the new one.
-fn collapse<'a>(schema: &TableSchema, events: &[&'a ChangeEvent]) -> BTreeMap<String, LakeRow<'a>> {
-    let key_of = |row: &[sluice_core::Value]| schema.key.iter().map(|&k| row[k].render()).collect::<Vec<_>>().join("\u{1}");
-    let mut out: BTreeMap<String, LakeRow<'a>> = BTreeMap::new();
+/// The last change per key, in the order keys first appear (a snapshot's key order, which
+/// keeps file statistics useful). A key-changing update deletes the old key and writes the new
+/// one. Keys are compared by their values' identity bytes: no text rendered per row.
+fn collapse<'a>(schema: &TableSchema, events: &[&'a ChangeEvent]) -> Vec<LakeRow<'a>> {
+    let mut out: Vec<LakeRow<'a>> = Vec::with_capacity(events.len());
+    let mut at: HashMap<Box<[u8]>, usize> = HashMap::with_capacity(events.len());
+    let mut key = Vec::with_capacity(64);
+    let mut put = |values: &'a [sluice_core::Value], e: &ChangeEvent, deleted: bool, key: &mut Vec<u8>| {
+        identity_of(values, &schema.key, key);
+        let row = LakeRow { values, op: e.op.code(), ts_ms: e.ts_ms, seq: e.seq, tx: None, before_key: None, deleted };
+        match at.get(key.as_slice()) {
+            Some(&i) => out[i] = row,
+            None => {
+                at.insert(key.as_slice().into(), out.len());
+                out.push(row);
+            }
+        }
+    };
     for e in events {
-        let row = |values: &'a [sluice_core::Value], deleted: bool| LakeRow {
-            values,
-            op: e.op.code(),
-            ts_ms: e.ts_ms,
-            seq: e.seq,
-            tx: None,
-            before_key: None,
-            deleted,
-        };
         match (e.op, e.before.as_deref(), e.after.as_deref()) {
-            (Op::Delete, Some(b), _) => {
-                out.insert(key_of(b), row(b, true));
+            (Op::Delete, Some(b), _) => put(b, e, true, &mut key),
+            (Op::Update, Some(b), Some(a)) if schema.key.iter().any(|&k| b[k] != a[k]) => {
+                put(b, e, true, &mut key);
+                put(a, e, false, &mut key);
             }
-            (Op::Update, Some(b), Some(a)) if key_of(b) != key_of(a) => {
-                out.insert(key_of(b), row(b, true));
-                out.insert(key_of(a), row(a, false));
-            }
-            (_, _, Some(a)) => {
-                out.insert(key_of(a), row(a, false));
-            }
+            (_, _, Some(a)) => put(a, e, false, &mut key),
             _ => {}
         }
     }

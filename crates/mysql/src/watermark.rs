@@ -24,13 +24,13 @@
 //! state at least as new. Sinks merge by key, so the result is the source's table; a changelog
 //! reader sees such a row's change before its read.
 use std::collections::HashSet;
-use std::fmt::Write as _;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use sluice_core::checkpoint::Checkpoint;
 use sluice_core::event::SourceInfo;
 use sluice_core::source::SourceMsg;
+use sluice_core::value::identity_of;
 use sluice_core::{ChangeEvent, Op, Row, SluiceError, TableId};
 use tokio::sync::mpsc;
 use tracing::info;
@@ -46,45 +46,37 @@ use crate::source::{master_position, Shared};
 const BATCH: usize = 1024;
 
 /// The rows of one open chunk that binlog events touched, by identity (the key columns, or every
-/// column of a table without key).
+/// column of a table without key; [`identity_of`]: the snapshot and the binlog decode a stored
+/// datum to the same `Value`, tests/types.rs, so equal rows give equal bytes).
 pub struct Window {
     pub table: TableId,
     cols: Vec<usize>,
-    touched: HashSet<String>,
-    buf: String,
+    touched: HashSet<Box<[u8]>>,
+    buf: Vec<u8>,
 }
 
 impl Window {
     fn new(table: &TableInfo) -> Self {
         let s = &table.schema;
         let cols = if s.key.is_empty() { (0..s.columns.len()).collect() } else { s.key.clone() };
-        Self { table: s.id.clone(), cols, touched: HashSet::new(), buf: String::new() }
+        Self { table: s.id.clone(), cols, touched: HashSet::new(), buf: Vec::with_capacity(64) }
     }
 
     /// Notes the rows that `events` (of this window's table) change.
     pub fn observe(&mut self, events: &[ChangeEvent]) {
         for ev in events {
             for row in [&ev.before, &ev.after].into_iter().flatten() {
-                identity(row, &self.cols, &mut self.buf);
-                if !self.touched.contains(self.buf.as_str()) {
-                    self.touched.insert(self.buf.clone());
+                identity_of(row, &self.cols, &mut self.buf);
+                if !self.touched.contains(self.buf.as_slice()) {
+                    self.touched.insert(self.buf.as_slice().into());
                 }
             }
         }
     }
 
     fn touches(&mut self, row: &Row) -> bool {
-        identity(row, &self.cols, &mut self.buf);
-        self.touched.contains(self.buf.as_str())
-    }
-}
-
-/// A row's identity as text: the snapshot and the binlog decode a stored datum to the same
-/// `Value` (tests/types.rs), so equal rows give equal text.
-fn identity(row: &Row, cols: &[usize], buf: &mut String) {
-    buf.clear();
-    for &c in cols {
-        let _ = write!(buf, "{:?}\u{1}", row.get(c));
+        identity_of(row, &self.cols, &mut self.buf);
+        self.touched.contains(self.buf.as_slice())
     }
 }
 
