@@ -39,6 +39,8 @@ pub enum Source {
     Lake,
     /// Every shard of the [sink.kinesis] stream.
     Kinesis,
+    /// Every partition of the [sink.kafka] topics.
+    Kafka,
 }
 
 impl Format {
@@ -66,12 +68,15 @@ pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
     if args.source == Source::Kinesis {
         return tail_kinesis(&cfg, &args).await;
     }
+    if args.source == Source::Kafka {
+        return tail_kafka(&cfg, &args).await;
+    }
     let events_file = cfg.sink.jsonl.as_ref().filter(|j| j.path != "-");
     let use_lake = match args.source {
         Source::Lake => true,
         Source::Events => false,
         Source::Auto => events_file.is_none() && cfg.sink.lake.as_ref().is_some(),
-        Source::Kinesis => unreachable!("handled above"),
+        Source::Kinesis | Source::Kafka => unreachable!("handled above"),
     };
     if nothing_captured(&cfg, events_file)? {
         bail!(
@@ -182,6 +187,27 @@ async fn tail_kinesis(cfg: &Config, args: &TailArgs) -> anyhow::Result<ExitCode>
     let mut out = BufWriter::new(std::io::stdout());
     tokio::select! {
         r = sluice_kinesis::tail(k, &opts, &mut out) => { r?; }
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    out.flush().ok();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads every partition of the [sink.kafka] topics.
+async fn tail_kafka(cfg: &Config, args: &TailArgs) -> anyhow::Result<ExitCode> {
+    let Some(k) = &cfg.sink.kafka else {
+        bail!("`tail --source kafka` reads the [sink.kafka] topics, and the config has none: add [sink.kafka] brokers = \"host:9092\"");
+    };
+    let opts = sluice_kafka::TailOptions {
+        latest: args.from == From::Latest,
+        limit: args.limit,
+        table: args.table.clone(),
+        format: args.format.map(Format::event_format),
+        follow: args.follow,
+    };
+    let mut out = BufWriter::new(std::io::stdout());
+    tokio::select! {
+        r = sluice_kafka::tail(k, &opts, &mut out) => { r?; }
         _ = tokio::signal::ctrl_c() => {}
     }
     out.flush().ok();

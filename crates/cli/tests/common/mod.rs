@@ -3,6 +3,7 @@
 //! the events file back. Nothing here sleeps for a fixed time to "let things settle".
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod kafka;
 pub mod kinesis;
 pub mod lake;
 pub mod moto;

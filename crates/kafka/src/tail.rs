@@ -1,0 +1,170 @@
+//! Reading the topics back (`sluice tail --source kafka`): every partition of every table topic
+//! (and the schema-change topic), from the oldest record kept or from now on, as JSON lines. A
+//! plain consumer with the partitions assigned: no consumer group, nothing committed.
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::Value as Json;
+use sluice_core::config::{EventFormat, TablePattern};
+use sluice_core::tailing::{quiet_pipe, LineFilter};
+
+use crate::client::{base_config, classify, config_error, probe, METADATA_TIMEOUT};
+use crate::config::KafkaConfig;
+
+#[derive(Debug, Clone)]
+pub struct TailOptions {
+    /// Only records written after the reader started.
+    pub latest: bool,
+    /// Stop after printing this many records.
+    pub limit: Option<usize>,
+    /// Only records of tables matching this `db.table` pattern.
+    pub table: Option<String>,
+    /// Output format; `None`: as the topics carry them. DMS from Debezium topics is
+    /// re-encoded (the schema-change topic is then left out), the reverse is refused.
+    pub format: Option<EventFormat>,
+    /// Keep reading new records instead of stopping at the ends the partitions had at start.
+    pub follow: bool,
+}
+
+/// A round of records printed together, sorted by `seq`: up to this many, or what arrives
+/// until the partitions have nothing more for this long.
+const ROUND: usize = 1000;
+const QUIET: Duration = Duration::from_millis(100);
+
+/// Prints the topics' records matching `opts` to `out` and returns how many were printed.
+/// Tombstones (no value) are not change events and are skipped. Records of one key are in
+/// order in their partition; across partitions each round is printed in `seq` order.
+pub async fn tail(cfg: &KafkaConfig, opts: &TailOptions, out: &mut impl Write) -> Result<usize> {
+    let filter = LineFilter::new(cfg.format, opts.format.unwrap_or(cfg.format), opts.table.as_deref(), BTreeSet::new())?;
+    let with_schema_topic = opts.format.is_none_or(|f| f == cfg.format);
+    let pattern = opts.table.as_deref().map(TablePattern::parse).transpose().map_err(anyhow::Error::msg)?;
+    if opts.limit == Some(0) {
+        return Ok(0);
+    }
+    let mut conf = base_config(cfg);
+    // librdkafka's assign needs a group id; without subscribe it joins no group, and nothing is
+    // committed.
+    conf.set("group.id", "sluice-tail").set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
+    let consumer: Arc<BaseConsumer> = Arc::new(conf.create().map_err(|e| config_error(e, cfg))?);
+    let c = Arc::clone(&consumer);
+    probe(move || c.client().fetch_metadata(None, METADATA_TIMEOUT), cfg).await?;
+
+    // Every partition of the chosen topics, with where it ends now.
+    let c = Arc::clone(&consumer);
+    let prefix = cfg.topic_prefix.clone();
+    let wanted = move |topic: &str| {
+        if topic == prefix {
+            return with_schema_topic;
+        }
+        let Some(rest) = topic.strip_prefix(&prefix).and_then(|r| r.strip_prefix('.')) else { return false };
+        let (db, table) = rest.split_once('.').unwrap_or((rest, ""));
+        pattern.as_ref().is_none_or(|p| p.matches(db, table))
+    };
+    let partitions = tokio::task::spawn_blocking(move || -> rdkafka::error::KafkaResult<Vec<(String, i32, i64)>> {
+        let meta = c.client().fetch_metadata(None, METADATA_TIMEOUT)?;
+        let mut parts = Vec::new();
+        for t in meta.topics().iter().filter(|t| wanted(t.name())) {
+            for p in t.partitions() {
+                let (_low, high) = c.client().fetch_watermarks(t.name(), p.id(), METADATA_TIMEOUT)?;
+                parts.push((t.name().to_string(), p.id(), high));
+            }
+        }
+        Ok(parts)
+    })
+    .await?
+    .map_err(|e| classify(e, cfg, "list the topics' partitions"))?;
+
+    let mut assignment = TopicPartitionList::new();
+    // Where each partition ended at start: without `follow`, reading stops there.
+    let mut ends: HashMap<(String, i32), i64> = HashMap::new();
+    for (topic, partition, high) in &partitions {
+        let start = if opts.latest { Offset::Offset(*high) } else { Offset::Beginning };
+        assignment.add_partition_offset(topic, *partition, start).context("assign a partition")?;
+        if !opts.latest && *high > 0 {
+            ends.insert((topic.clone(), *partition), *high);
+        }
+    }
+    consumer.assign(&assignment).map_err(|e| classify(e, cfg, "read the topics"))?;
+    let topics: BTreeSet<&str> = partitions.iter().map(|(t, ..)| t.as_str()).collect();
+    // Said once every partition is assigned at its start: from here on `latest` sees every
+    // new record.
+    tracing::info!(topics = topics.len(), partitions = partitions.len(), from = if opts.latest { "latest" } else { "earliest" }, "reading the topics");
+
+    let mut printed = 0;
+    let mut idle_rounds = 0;
+    loop {
+        let (round, idle) = poll_round(&consumer, &mut ends, &filter, cfg).await?;
+        idle_rounds = if idle { idle_rounds + 1 } else { 0 };
+        for (_, mut line) in round {
+            line.push(b'\n');
+            if quiet_pipe(out.write_all(&line))? {
+                return Ok(printed);
+            }
+            printed += 1;
+            if opts.limit == Some(printed) {
+                quiet_pipe(out.flush())?;
+                return Ok(printed);
+            }
+        }
+        if quiet_pipe(out.flush())? {
+            return Ok(printed);
+        }
+        // Without `follow`: done once every partition reached its end and a round found
+        // nothing more (some brokers, tansu among them, report ends behind the last batch), or
+        // after 2 s without a record (compacted or deleted offsets before the end).
+        if !opts.follow && idle && (ends.is_empty() || idle_rounds >= 8) {
+            return Ok(printed);
+        }
+    }
+}
+
+/// One round of records, rendered, with their `seq`; `idle` when nothing arrived at all.
+/// Reaching a partition's end-at-start removes it from `ends`.
+async fn poll_round(consumer: &Arc<BaseConsumer>, ends: &mut HashMap<(String, i32), i64>, filter: &LineFilter, cfg: &KafkaConfig) -> Result<(Vec<(u64, Vec<u8>)>, bool)> {
+    let c = Arc::clone(consumer);
+    // librdkafka's poll blocks: a batch of messages off the runtime.
+    let got = tokio::task::spawn_blocking(move || {
+        let mut got = Vec::new();
+        let mut wait = Duration::from_millis(250);
+        while got.len() < ROUND {
+            match c.poll(wait) {
+                None => break,
+                Some(Err(e)) => return Err(e),
+                Some(Ok(m)) => got.push((m.topic().to_string(), m.partition(), m.offset(), m.payload().map(<[u8]>::to_vec))),
+            }
+            wait = QUIET;
+        }
+        Ok(got)
+    })
+    .await?
+    .map_err(|e| classify(e, cfg, "read the topics"))?;
+    let idle = got.is_empty();
+    let mut round = Vec::with_capacity(got.len());
+    for (topic, partition, offset, payload) in got {
+        let key = (topic, partition);
+        if ends.get(&key).is_some_and(|end| offset + 1 >= *end) {
+            ends.remove(&key);
+        }
+        // A tombstone: no change event to print.
+        let Some(payload) = payload else { continue };
+        if let Some(rendered) = filter.render(&payload).with_context(|| format!("a record of topic {} is not a change event", key.0))? {
+            round.push((seq_of(&payload), rendered.into_owned()));
+        }
+    }
+    round.sort_by_key(|(seq, _)| *seq);
+    Ok((round, idle))
+}
+
+/// The `seq` a record carries (DMS `metadata.seq`, Debezium `source.seq`); schema changes sort
+/// before the change they precede.
+fn seq_of(line: &[u8]) -> u64 {
+    let Ok(j) = serde_json::from_slice::<Json>(line) else { return u64::MAX };
+    let seq = j["metadata"]["seq"].as_u64().or_else(|| j["source"]["seq"].as_u64()).unwrap_or(u64::MAX);
+    let schema = j["metadata"]["record-type"] == "control" || j.get("tableChanges").is_some();
+    seq.saturating_mul(2).saturating_add(u64::from(!schema))
+}
