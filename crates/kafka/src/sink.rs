@@ -17,7 +17,7 @@ use sluice_core::schema::TableId;
 use sluice_core::sink::{Batch, Sink};
 use tracing::{debug, info};
 
-use crate::client::{classify, probe, producer, producer_metadata, METADATA_TIMEOUT};
+use crate::client::{classify, probe, producer, producer_metadata, unreachable, METADATA_TIMEOUT};
 use crate::config::KafkaConfig;
 use crate::encoding::{heartbeat, row_key, schema_change, schema_key};
 
@@ -208,7 +208,12 @@ impl KafkaSink {
         let Some(p) = self.producer.clone() else { return SluiceError::transient("the Kafka producer is gone") };
         let waited = self.wait.as_secs_f32();
         match probe(producer_metadata(&p, Duration::from_secs(1)), &self.cfg).await {
-            Err(e) => e.context(format!("{n} record(s) not acknowledged after {waited:.1} s")),
+            Err(e) if e.kind == ErrorKind::Transient => {
+                let what = format!("deliver {n} record(s) (none acknowledged within {waited:.1} s)");
+                // The librdkafka error behind it, once.
+                SluiceError { source: e.source, ..SluiceError::transient(unreachable(&self.cfg, &what)) }
+            }
+            Err(e) => e,
             Ok(_) => SluiceError::new(
                 ErrorKind::Transient,
                 format!(

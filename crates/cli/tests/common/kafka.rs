@@ -25,17 +25,22 @@ pub struct Tansu {
 
 impl Tansu {
     pub fn start() -> Self {
-        Self::start_advertising(None)
+        Self::start_with(None)
     }
 
-    /// A broker that tells clients to connect to `advertised` (a proxy in front of it).
-    pub fn start_advertising(advertised: Option<u16>) -> Self {
+    /// A broker on `port` that tells clients to connect to `advertised` (a proxy in front of
+    /// it, forwarding to `port`).
+    pub fn behind_proxy(port: u16, advertised: u16) -> Self {
+        Self::start_with(Some((port, advertised)))
+    }
+
+    fn start_with(ports: Option<(u16, u16)>) -> Self {
         python_bin();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = Command::new("bash");
         cmd.args([SCRIPT, "start"]).arg(dir.path());
-        if let Some(p) = advertised {
-            cmd.arg(p.to_string());
+        if let Some((port, advertised)) = ports {
+            cmd.args([advertised.to_string(), port.to_string()]);
         }
         let out = cmd.env("SLUICE_TEST_OWNER_PID", std::process::id().to_string()).output().expect("tansu-server.sh");
         let stdout = String::from_utf8_lossy(&out.stdout);
