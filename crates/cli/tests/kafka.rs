@@ -195,3 +195,36 @@ async fn unreachable_brokers_stop_the_run_after_retry_for_and_a_rerun_loses_noth
     assert!(run.stderr.contains("sink kafka: cannot reach the Kafka brokers"), "{run}");
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?} to give up", started.elapsed());
 }
+
+/// A table without a key: null keys (Debezium's convention), no tombstones. Heartbeats on
+/// `__debezium-heartbeat.<prefix>` when asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_tables_get_null_keys_and_heartbeats_come_when_asked() {
+    let kafka = Tansu::start();
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.log (at INT, msg VARCHAR(20)); INSERT INTO shop.log VALUES (1, 'a'), (2, 'b')").await;
+    let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&kafka.brokers(), "heartbeat_interval = \"100ms\"")));
+    w.run_once().await;
+    db.exec("DELETE FROM shop.log WHERE at = 1").await;
+    w.run_once().await;
+    let records: Vec<_> = read_topics(&kafka.brokers(), "cdc").into_iter().filter(|r| r.topic == "cdc.shop.log").collect();
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert!(records.iter().all(|r| r.key.is_none() && r.value.is_some()), "null keys, no tombstone: {records:?}");
+    let beats = read_topics(&kafka.brokers(), "__debezium-heartbeat.cdc");
+    assert!(!beats.is_empty(), "no heartbeat");
+    assert_eq!(beats[0].key, Some(json!({ "serverName": "cdc" })));
+    assert!(beats[0].value.as_ref().unwrap()["ts_ms"].as_i64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_over_the_size_limit_stops_naming_topic_and_seq_never_the_value() {
+    let kafka = Tansu::start();
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.docs (id INT PRIMARY KEY, body LONGTEXT)").await;
+    db.exec("INSERT INTO shop.docs VALUES (1, 'small'), (2, CONCAT('SECRETVALUE', REPEAT('x', 1100000)))").await;
+    let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&kafka.brokers(), "")));
+    let run = w.sluice("run", &["--once"]).await;
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("seq 1 for topic cdc.shop.docs") && run.stderr.contains("message.max.bytes"), "{run}");
+    assert!(!run.all().contains("SECRETVALUE"), "a value in the output");
+}

@@ -13,6 +13,8 @@ mod config;
 mod encoding;
 mod sink;
 mod tail;
+#[cfg(test)]
+mod tests;
 
 pub use config::{KafkaConfig, Properties};
 pub use sink::{KafkaSink, SEQ_HEADER};

@@ -32,13 +32,13 @@ const FLUSH_BYTES: usize = 32 << 20;
 pub const SEQ_HEADER: &str = "seq";
 
 /// One record, kept until its delivery report says the brokers have it.
-struct Record {
-    topic: Arc<str>,
-    key: Option<Vec<u8>>,
+pub(crate) struct Record {
+    pub(crate) topic: Arc<str>,
+    pub(crate) key: Option<Vec<u8>>,
     /// `None`: a tombstone.
-    value: Option<Vec<u8>>,
+    pub(crate) value: Option<Vec<u8>>,
     /// The change this record belongs to (`None`: a heartbeat).
-    seq: Option<u64>,
+    pub(crate) seq: Option<u64>,
 }
 
 impl Record {
@@ -64,7 +64,7 @@ pub struct KafkaSink {
     producer: Option<FutureProducer>,
     /// Not yet acknowledged, in the order written; the first `inflight.len()` are in
     /// librdkafka's hands, each with its delivery report in `inflight`.
-    pending: VecDeque<Record>,
+    pub(crate) pending: VecDeque<Record>,
     inflight: VecDeque<DeliveryFuture>,
     bytes: usize,
     topics: HashMap<TableId, Arc<str>>,
@@ -107,7 +107,7 @@ impl KafkaSink {
         t
     }
 
-    fn encode(&mut self, ev: &ChangeEvent) -> Result<()> {
+    pub(crate) fn encode(&mut self, ev: &ChangeEvent) -> Result<()> {
         let to_json = |v: &Json| serde_json::to_vec(v).map_err(|e| SluiceError::permanent("cannot encode an event as JSON").with_source(e));
         let dms = self.cfg.format == EventFormat::Dms;
         if let Some(change) = self.tables.observe(&ev.schema) {
