@@ -30,9 +30,11 @@ pub fn producer(cfg: &KafkaConfig) -> Result<FutureProducer, SluiceError> {
     let mut c = base_config(cfg);
     c.set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("message.timeout.ms", "0")
-        // Java's partitioner: a key lands in the partition Kafka Connect (Debezium) would pick.
-        .set("partitioner", "murmur2_random");
+        .set("message.timeout.ms", "0");
+    if !cfg.properties.0.contains_key("partitioner") {
+        // Java's: a key lands in the partition Kafka Connect (Debezium) would pick.
+        c.set("partitioner", "murmur2_random");
+    }
     c.create().map_err(|e| config_error(e, cfg))
 }
 
