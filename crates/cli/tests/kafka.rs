@@ -29,7 +29,8 @@ async fn changes_tombstones_and_schema_changes_reach_the_topics_and_rebuild_the_
     let check = w.sluice("check", &[]).await;
     assert!(check.stdout.contains("sink kafka") && check.stdout.contains("broker(s) answered at"), "{check}");
     w.run_once().await;
-    db.exec("UPDATE shop.acct SET v = 0 WHERE id <= 10; UPDATE shop.acct SET id = 5000 WHERE id = 11; DELETE FROM shop.acct WHERE id = 12").await;
+    db.exec("UPDATE shop.acct SET v = 0 WHERE id <= 10; UPDATE shop.acct SET id = 5000 WHERE id = 11; DELETE FROM shop.acct WHERE id = 12")
+        .await;
     db.exec("ALTER TABLE shop.acct ADD COLUMN extra INT; UPDATE shop.acct SET extra = 1 WHERE id = 1").await;
     w.run_once().await;
 
@@ -62,7 +63,8 @@ async fn changes_tombstones_and_schema_changes_reach_the_topics_and_rebuild_the_
     assert_eq!(first["tableChanges"][0]["table"]["primaryKeyColumnNames"], json!(["id"]));
     let alter = schema.iter().filter_map(|r| r.value.as_ref()).find(|v| v["tableChanges"][0]["type"] == "ALTER").expect("an ALTER record");
     assert_eq!(alter["tableChanges"][0]["change"], "add-column");
-    let cols: Vec<&str> = alter["tableChanges"][0]["table"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let cols: Vec<&str> =
+        alter["tableChanges"][0]["table"]["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(cols, ["id", "v", "note", "extra"]);
 
     let tail = w.sluice("tail", &["--source", "kafka", "--limit", "10"]).await;
@@ -163,10 +165,16 @@ async fn unreachable_brokers_stop_the_run_after_retry_for_and_a_rerun_loses_noth
     seed_table(&db, 200).await;
     let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&brokers, "retry_for = \"4s\"")));
     let mut run = w.spawn("run", "run", &[]);
-    common::eventually("the snapshot on the topic", || read_topics(&brokers, "cdc").iter().filter(|r| r.topic == "cdc.shop.acct").count() >= 200).await;
+    common::eventually("the snapshot on the topic", || {
+        read_topics(&brokers, "cdc").iter().filter(|r| r.topic == "cdc.shop.acct").count() >= 200
+    })
+    .await;
     run.assert_running();
     proxy.cut();
-    db.exec("UPDATE shop.acct SET v = -1 WHERE id <= 50; DELETE FROM shop.acct WHERE id = 60; UPDATE shop.acct SET id = 7000 WHERE id = 61").await;
+    db.exec(
+        "UPDATE shop.acct SET v = -1 WHERE id <= 50; DELETE FROM shop.acct WHERE id = 60; UPDATE shop.acct SET id = 7000 WHERE id = 61",
+    )
+    .await;
     let cut_at = Instant::now();
     let out = run.wait_within(Duration::from_secs(40)).await;
     assert_eq!(out.code, Some(1), "{out}");

@@ -28,9 +28,7 @@ pub fn base_config(cfg: &KafkaConfig) -> ClientConfig {
 /// partition waits: the sink decides how long to wait (see [`crate::sink`]).
 pub fn producer(cfg: &KafkaConfig) -> Result<FutureProducer, SluiceError> {
     let mut c = base_config(cfg);
-    c.set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("message.timeout.ms", "0");
+    c.set("enable.idempotence", "true").set("acks", "all").set("message.timeout.ms", "0");
     if !cfg.properties.0.contains_key("partitioner") {
         // Java's: a key lands in the partition Kafka Connect (Debezium) would pick.
         c.set("partitioner", "murmur2_random");

@@ -129,15 +129,15 @@ impl SinkConfig for KafkaConfig {
 
     fn validate(&self) -> std::result::Result<(), String> {
         let b = self.brokers.trim();
-        if b.is_empty() || b.split(',').any(|h| !h.trim().rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())) {
+        if b.is_empty()
+            || b.split(',').any(|h| !h.trim().rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()))
+        {
             return Err(format!("[sink.kafka] brokers = {:?} is not a list of host:port, e.g. \"kafka1:9092,kafka2:9092\"", self.brokers));
         }
         // Kafka topic names: 1 to 249 of [a-zA-Z0-9._-]; the table part is added at run time.
         let p = &self.topic_prefix;
         if p.is_empty() || p.len() > 200 || !p.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-            return Err(format!(
-                "[sink.kafka] topic_prefix = {p:?} is not a Kafka topic name: 1 to 200 letters, digits, '.', '_' or '-'"
-            ));
+            return Err(format!("[sink.kafka] topic_prefix = {p:?} is not a Kafka topic name: 1 to 200 letters, digits, '.', '_' or '-'"));
         }
         if self.flush_interval.0.is_zero() {
             return Err("[sink.kafka] flush_interval must be more than 0".into());

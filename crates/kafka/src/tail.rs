@@ -93,7 +93,12 @@ pub async fn tail(cfg: &KafkaConfig, opts: &TailOptions, out: &mut impl Write) -
     let topics: BTreeSet<&str> = partitions.iter().map(|(t, ..)| t.as_str()).collect();
     // Said once every partition is assigned at its start: from here on `latest` sees every
     // new record.
-    tracing::info!(topics = topics.len(), partitions = partitions.len(), from = if opts.latest { "latest" } else { "earliest" }, "reading the topics");
+    tracing::info!(
+        topics = topics.len(),
+        partitions = partitions.len(),
+        from = if opts.latest { "latest" } else { "earliest" },
+        "reading the topics"
+    );
 
     let mut printed = 0;
     let mut idle_rounds = 0;
@@ -125,7 +130,12 @@ pub async fn tail(cfg: &KafkaConfig, opts: &TailOptions, out: &mut impl Write) -
 
 /// One round of records, rendered, with their `seq`; `idle` when nothing arrived at all.
 /// Reaching a partition's end-at-start removes it from `ends`.
-async fn poll_round(consumer: &Arc<BaseConsumer>, ends: &mut HashMap<(String, i32), i64>, filter: &LineFilter, cfg: &KafkaConfig) -> Result<(Vec<(u64, Vec<u8>)>, bool)> {
+async fn poll_round(
+    consumer: &Arc<BaseConsumer>,
+    ends: &mut HashMap<(String, i32), i64>,
+    filter: &LineFilter,
+    cfg: &KafkaConfig,
+) -> Result<(Vec<(u64, Vec<u8>)>, bool)> {
     let c = Arc::clone(consumer);
     // librdkafka's poll blocks: a batch of messages off the runtime.
     let got = tokio::task::spawn_blocking(move || {

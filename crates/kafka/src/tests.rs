@@ -35,7 +35,14 @@ fn event(schema: &Arc<TableSchema>, op: Op, before: Option<i64>, after: Option<i
         ts_ms: 1_700_000_000_123,
         tx: Some("0-1-9".into()),
         seq,
-        source: SourceInfo { connector: "mysql", file: "mysql-bin.000001".into(), pos: 400, gtid: Some("0-1-9".into()), server_id: 1, snapshot: false },
+        source: SourceInfo {
+            connector: "mysql",
+            file: "mysql-bin.000001".into(),
+            pos: 400,
+            gtid: Some("0-1-9".into()),
+            server_id: 1,
+            snapshot: false,
+        },
     }
 }
 
@@ -44,8 +51,10 @@ fn sink(extra: &str) -> KafkaSink {
     KafkaSink::new(cfg)
 }
 
-/// (topic, key, value) of every queued record.
-fn records(s: &KafkaSink) -> Vec<(String, Option<Json>, Option<Json>, Option<u64>)> {
+/// (topic, key, value, seq) of a queued record.
+type Queued = (String, Option<Json>, Option<Json>, Option<u64>);
+
+fn records(s: &KafkaSink) -> Vec<Queued> {
     let json = |b: &Option<Vec<u8>>| b.as_ref().map(|b| serde_json::from_slice(b).unwrap());
     s.pending.iter().map(|r| (r.topic.to_string(), json(&r.key), json(&r.value), r.seq)).collect()
 }
@@ -104,7 +113,10 @@ fn a_new_column_is_an_alter_on_the_schema_topic_before_the_change() {
     assert_eq!(r[2].0, "cdc");
     assert_eq!(alter["tableChanges"][0]["type"], "ALTER");
     assert_eq!(alter["tableChanges"][0]["change"], "add-column");
-    assert_eq!(alter["tableChanges"][0]["table"]["columns"][2], json!({ "typeName": "TINYINT UNSIGNED", "name": "age", "position": 3, "optional": true }));
+    assert_eq!(
+        alter["tableChanges"][0]["table"]["columns"][2],
+        json!({ "typeName": "TINYINT UNSIGNED", "name": "age", "position": 3, "optional": true })
+    );
 }
 
 #[test]

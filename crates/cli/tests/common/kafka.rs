@@ -62,7 +62,15 @@ impl Tansu {
             .expect("find tansu");
         let tansu = String::from_utf8_lossy(&tansu.stdout).trim().to_string();
         let status = Command::new(tansu)
-            .args(["topic", "create", topic, "--partitions", &partitions.to_string(), "--broker", &format!("tcp://127.0.0.1:{}", self.port)])
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                &partitions.to_string(),
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+            ])
             .status()
             .expect("tansu topic create");
         assert!(status.success(), "creating topic {topic} failed");
@@ -96,9 +104,10 @@ pub struct KafkaRecord {
 
 impl KafkaRecord {
     pub fn seq(&self) -> u64 {
-        self.value.as_ref().and_then(|v| v["source"]["seq"].as_u64().or_else(|| v["metadata"]["seq"].as_u64())).unwrap_or_else(|| {
-            panic!("no seq in a record of {}[{}]", self.topic, self.partition)
-        })
+        self.value
+            .as_ref()
+            .and_then(|v| v["source"]["seq"].as_u64().or_else(|| v["metadata"]["seq"].as_u64()))
+            .unwrap_or_else(|| panic!("no seq in a record of {}[{}]", self.topic, self.partition))
     }
 }
 
@@ -106,8 +115,12 @@ impl KafkaRecord {
 /// partition in offset order. Read until nothing more comes for a second: tansu's high
 /// watermarks (ListOffsets latest) can be behind what a fetch returns.
 pub fn read_topics(brokers: &str, prefix: &str) -> Vec<KafkaRecord> {
-    let consumer: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", "test-reader").set("enable.auto.commit", "false").create().expect("consumer");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
     let meta = consumer.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
     let mut tpl = TopicPartitionList::new();
     for t in meta.topics().iter().filter(|t| t.name() == prefix || t.name().starts_with(&format!("{prefix}."))) {
@@ -125,7 +138,11 @@ pub fn read_topics(brokers: &str, prefix: &str) -> Vec<KafkaRecord> {
         quiet_since = Instant::now();
         let m = m.expect("consume");
         let k = (m.topic().to_string(), m.partition());
-        let seq_header = m.headers().and_then(|h| h.iter().find(|h| h.key == "seq")).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).parse().expect("seq header"));
+        let seq_header = m
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "seq"))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).parse().expect("seq header"));
         let text = m.payload().map(|p| String::from_utf8_lossy(p).to_string()).unwrap_or_default();
         let list = records.entry(k).or_default();
         assert_eq!(m.offset(), list.len() as i64, "offsets of {}[{}] are not 0, 1, 2...", m.topic(), m.partition());
