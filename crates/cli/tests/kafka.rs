@@ -8,14 +8,11 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::kafka::{assert_key_order, dedup_by_seq, read_topics, replay, section, Tansu};
-use common::workload::{seed_table, source_table, workload};
+use common::workload::{seed_table, source_table};
 use common::{closed_port, config_text, Workdir};
-use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sluice_testkit::{FaultProxy, MariaDb};
 
@@ -129,20 +126,7 @@ async fn kill_9_under_a_workload_loses_nothing_and_resends_identical_records() {
     let db = MariaDb::start();
     seed_table(&db, 5_000).await;
     let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&kafka.brokers(), "")));
-    // The snapshot first: a snapshot resumed after a crash reads again at a new point, and its
-    // seqs do not repeat what was sent before (docs/guarantees.md).
-    w.run_once().await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = workload(&db, stop.clone(), 31);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-    for round in 0..6 {
-        let wait_ms = rng.gen_range(300..1500);
-        w.spawn(&format!("run{round}"), "run", &[]).kill_9_after(Duration::from_millis(wait_ms)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    let txs = writer.await.unwrap();
-    assert!(txs > 30, "the workload ran only {txs} transactions");
-    w.run_once().await;
+    let txs = common::kill_9_loop(&w, &db, 31).await;
     let records = read_topics(&kafka.brokers(), "cdc");
     let data = dedup_by_seq(&records, "cdc");
     let changes = records.iter().filter(|r| r.value.is_some() && r.topic != "cdc").count();

@@ -13,6 +13,52 @@ use crate::config::{EventFormat, TablePattern};
 use crate::encode::debezium_to_dms;
 use crate::TableId;
 
+/// What `sluice tail` asks of a stream reader (Kinesis, Kafka).
+#[derive(Debug, Clone)]
+pub struct TailOptions {
+    /// Only records written after the reader started.
+    pub latest: bool,
+    /// Stop after printing this many records.
+    pub limit: Option<usize>,
+    /// Only records of tables matching this `db.table` pattern.
+    pub table: Option<String>,
+    /// Output format; `None`: as the stream carries them. DMS from a Debezium stream is
+    /// re-encoded, the reverse is refused.
+    pub format: Option<EventFormat>,
+    /// Keep reading new records instead of stopping once everything there is was read.
+    pub follow: bool,
+}
+
+/// The order a reader prints a round of records from several shards or partitions in: by the
+/// `seq` they carry (DMS `metadata.seq`, Debezium `source.seq`), a schema change (a DMS control
+/// record, a Debezium schema-change record) before the change it precedes.
+pub fn seq_order(line: &[u8]) -> u64 {
+    let Ok(j) = serde_json::from_slice::<Json>(line) else { return u64::MAX };
+    let seq = j["metadata"]["seq"].as_u64().or_else(|| j["source"]["seq"].as_u64()).unwrap_or(u64::MAX);
+    let schema = j["metadata"]["record-type"] == "control" || j.get("tableChanges").is_some();
+    // Twice the seq, schema changes first: a stable order for the printed round.
+    seq.saturating_mul(2).saturating_add(u64::from(!schema))
+}
+
+/// Prints a round of rendered records (`(seq_order, line)`, lines without their '\n') in
+/// `seq_order`, counting them in `printed`. `Ok(true)` when the tail is done: `limit` reached, or
+/// the reader of `out` went away.
+pub fn print_round(mut round: Vec<(u64, Vec<u8>)>, out: &mut impl io::Write, printed: &mut usize, limit: Option<usize>) -> Result<bool> {
+    round.sort_by_key(|(seq, _)| *seq);
+    for (_, mut line) in round {
+        line.push(b'\n');
+        if quiet_pipe(out.write_all(&line))? {
+            return Ok(true);
+        }
+        *printed += 1;
+        if limit == Some(*printed) {
+            quiet_pipe(out.flush())?;
+            return Ok(true);
+        }
+    }
+    quiet_pipe(out.flush())
+}
+
 /// `Ok(true)` when the reader of `out` went away: not an error for a tail.
 pub fn quiet_pipe(r: io::Result<()>) -> Result<bool> {
     match r {

@@ -1,7 +1,7 @@
 //! Keys and the records that are not changes (schema changes, heartbeats), in Debezium's
 //! shapes. Change values themselves are core's encoders ([`sluice_core::encode`]).
 use serde_json::{json, Map, Value as Json};
-use sluice_core::encode::{dms_control, SchemaChange};
+use sluice_core::encode::{debezium_source, dms_control, SchemaChange};
 use sluice_core::event::ChangeEvent;
 use sluice_core::schema::{SqlType, TableSchema};
 use sluice_core::value::Row;
@@ -46,18 +46,7 @@ pub fn schema_change(ev: &ChangeEvent, change: SchemaChange, dms: bool) -> Json 
         })
         .collect();
     json!({
-        "source": {
-            "connector": ev.source.connector,
-            "db": schema.id.db,
-            "table": schema.id.table,
-            "file": ev.source.file,
-            "pos": ev.source.pos,
-            "gtid": ev.source.gtid,
-            "server_id": ev.source.server_id,
-            "ts_ms": ev.ts_ms,
-            "snapshot": ev.source.snapshot,
-            "seq": ev.seq,
-        },
+        "source": debezium_source(ev),
         "ts_ms": ev.ts_ms,
         "databaseName": schema.id.db,
         "schemaName": null,

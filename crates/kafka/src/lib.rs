@@ -18,7 +18,8 @@ mod tests;
 
 pub use config::{KafkaConfig, Properties};
 pub use sink::{KafkaSink, SEQ_HEADER};
-pub use tail::{tail, TailOptions};
+pub use sluice_core::tailing::TailOptions;
+pub use tail::tail;
 
 /// `sluice check`: whether the brokers of `cfg` answer with the cluster's metadata. `Ok` with
 /// what was found, or the error naming cause and fix.

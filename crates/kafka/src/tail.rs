@@ -9,27 +9,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use serde_json::Value as Json;
-use sluice_core::config::{EventFormat, TablePattern};
-use sluice_core::tailing::{quiet_pipe, LineFilter};
+use sluice_core::config::TablePattern;
+use sluice_core::tailing::{print_round, seq_order, LineFilter, TailOptions};
 
 use crate::client::{base_config, classify, config_error, probe, METADATA_TIMEOUT};
 use crate::config::KafkaConfig;
-
-#[derive(Debug, Clone)]
-pub struct TailOptions {
-    /// Only records written after the reader started.
-    pub latest: bool,
-    /// Stop after printing this many records.
-    pub limit: Option<usize>,
-    /// Only records of tables matching this `db.table` pattern.
-    pub table: Option<String>,
-    /// Output format; `None`: as the topics carry them. DMS from Debezium topics is
-    /// re-encoded (the schema-change topic is then left out), the reverse is refused.
-    pub format: Option<EventFormat>,
-    /// Keep reading new records instead of stopping at the ends the partitions had at start.
-    pub follow: bool,
-}
 
 /// A round of records printed together, sorted by `seq`: up to this many, or what arrives
 /// until the partitions have nothing more for this long.
@@ -105,18 +89,7 @@ pub async fn tail(cfg: &KafkaConfig, opts: &TailOptions, out: &mut impl Write) -
     loop {
         let (round, idle) = poll_round(&consumer, &mut ends, &filter, cfg).await?;
         idle_rounds = if idle { idle_rounds + 1 } else { 0 };
-        for (_, mut line) in round {
-            line.push(b'\n');
-            if quiet_pipe(out.write_all(&line))? {
-                return Ok(printed);
-            }
-            printed += 1;
-            if opts.limit == Some(printed) {
-                quiet_pipe(out.flush())?;
-                return Ok(printed);
-            }
-        }
-        if quiet_pipe(out.flush())? {
+        if print_round(round, out, &mut printed, opts.limit)? {
             return Ok(printed);
         }
         // Without `follow`: done once every partition reached its end and a round found
@@ -163,18 +136,8 @@ async fn poll_round(
         // A tombstone: no change event to print.
         let Some(payload) = payload else { continue };
         if let Some(rendered) = filter.render(&payload).with_context(|| format!("a record of topic {} is not a change event", key.0))? {
-            round.push((seq_of(&payload), rendered.into_owned()));
+            round.push((seq_order(&payload), rendered.into_owned()));
         }
     }
-    round.sort_by_key(|(seq, _)| *seq);
     Ok((round, idle))
-}
-
-/// The `seq` a record carries (DMS `metadata.seq`, Debezium `source.seq`); schema changes sort
-/// before the change they precede.
-fn seq_of(line: &[u8]) -> u64 {
-    let Ok(j) = serde_json::from_slice::<Json>(line) else { return u64::MAX };
-    let seq = j["metadata"]["seq"].as_u64().or_else(|| j["source"]["seq"].as_u64()).unwrap_or(u64::MAX);
-    let schema = j["metadata"]["record-type"] == "control" || j.get("tableChanges").is_some();
-    seq.saturating_mul(2).saturating_add(u64::from(!schema))
 }

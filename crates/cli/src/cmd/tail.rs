@@ -10,8 +10,9 @@ use clap::ValueEnum;
 use sluice_core::config::{EventFormat, TablePattern};
 use sluice_core::encode::{debezium, dms_keyed};
 use sluice_core::state::StateStore;
+use sluice_core::tailing::TailOptions;
 use sluice_core::TableId;
-use sluice_jsonl::{JsonlConfig, TailFrom, TailOptions};
+use sluice_jsonl::{JsonlConfig, TailFrom};
 use sluice_lake::changelog::ChangelogReader;
 use sluice_lake::query::{discover, existing};
 use sluice_lake::Storage;
@@ -65,11 +66,8 @@ pub struct TailArgs {
 
 pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
-    if args.source == Source::Kinesis {
-        return tail_kinesis(&cfg, &args).await;
-    }
-    if args.source == Source::Kafka {
-        return tail_kafka(&cfg, &args).await;
+    if matches!(args.source, Source::Kinesis | Source::Kafka) {
+        return tail_stream(&cfg, &args).await;
     }
     let events_file = cfg.sink.jsonl.as_ref().filter(|j| j.path != "-");
     let use_lake = match args.source {
@@ -92,7 +90,7 @@ pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
         let Some(j) = events_file else {
             bail!("`tail --source events` follows the [sink.jsonl] file, and the config has none (or it writes to stdout): add [sink.jsonl] path = \"./events.jsonl\", or tail the lake with --source lake");
         };
-        let opts = TailOptions {
+        let opts = sluice_jsonl::TailOptions {
             from: match args.from {
                 From::Earliest => TailFrom::Earliest,
                 From::Latest => TailFrom::Latest,
@@ -172,12 +170,9 @@ async fn tail_lake(cfg: &Config, args: &TailArgs, out: &mut impl Write) -> anyho
     }
 }
 
-/// Reads every shard of the [sink.kinesis] stream.
-async fn tail_kinesis(cfg: &Config, args: &TailArgs) -> anyhow::Result<ExitCode> {
-    let Some(k) = &cfg.sink.kinesis else {
-        bail!("`tail --source kinesis` reads the [sink.kinesis] stream, and the config has none: add [sink.kinesis] stream = \"...\" and region = \"...\"");
-    };
-    let opts = sluice_kinesis::TailOptions {
+/// Reads every shard of the [sink.kinesis] stream or every partition of the [sink.kafka] topics.
+async fn tail_stream(cfg: &Config, args: &TailArgs) -> anyhow::Result<ExitCode> {
+    let opts = TailOptions {
         latest: args.from == From::Latest,
         limit: args.limit,
         table: args.table.clone(),
@@ -185,29 +180,24 @@ async fn tail_kinesis(cfg: &Config, args: &TailArgs) -> anyhow::Result<ExitCode>
         follow: args.follow,
     };
     let mut out = BufWriter::new(std::io::stdout());
-    tokio::select! {
-        r = sluice_kinesis::tail(k, &opts, &mut out) => { r?; }
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    out.flush().ok();
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Reads every partition of the [sink.kafka] topics.
-async fn tail_kafka(cfg: &Config, args: &TailArgs) -> anyhow::Result<ExitCode> {
-    let Some(k) = &cfg.sink.kafka else {
-        bail!("`tail --source kafka` reads the [sink.kafka] topics, and the config has none: add [sink.kafka] brokers = \"host:9092\"");
+    let printing = async {
+        match args.source {
+            Source::Kinesis => {
+                let Some(k) = &cfg.sink.kinesis else {
+                    bail!("`tail --source kinesis` reads the [sink.kinesis] stream, and the config has none: add [sink.kinesis] stream = \"...\" and region = \"...\"");
+                };
+                sluice_kinesis::tail(k, &opts, &mut out).await
+            }
+            _ => {
+                let Some(k) = &cfg.sink.kafka else {
+                    bail!("`tail --source kafka` reads the [sink.kafka] topics, and the config has none: add [sink.kafka] brokers = \"host:9092\"");
+                };
+                sluice_kafka::tail(k, &opts, &mut out).await
+            }
+        }
     };
-    let opts = sluice_kafka::TailOptions {
-        latest: args.from == From::Latest,
-        limit: args.limit,
-        table: args.table.clone(),
-        format: args.format.map(Format::event_format),
-        follow: args.follow,
-    };
-    let mut out = BufWriter::new(std::io::stdout());
     tokio::select! {
-        r = sluice_kafka::tail(k, &opts, &mut out) => { r?; }
+        r = printing => { r?; }
         _ = tokio::signal::ctrl_c() => {}
     }
     out.flush().ok();

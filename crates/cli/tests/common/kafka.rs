@@ -13,7 +13,7 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value as Json;
 
 use super::moto::python_bin;
-use super::workload::{cols, key_of, Table};
+use super::workload::{cols, first_by_seq, key_of, Table};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/tansu-server.sh");
 
@@ -161,19 +161,9 @@ pub fn read_topics(brokers: &str, prefix: &str) -> Vec<KafkaRecord> {
 /// The change records (not tombstones, not schema changes) deduplicated by `seq` (a resend must
 /// be identical to the first copy), in `seq` order; panics unless their seqs are exactly 0..n.
 pub fn dedup_by_seq<'a>(records: &'a [KafkaRecord], prefix: &str) -> Vec<&'a KafkaRecord> {
-    let mut first: BTreeMap<u64, &KafkaRecord> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.value.is_some() && r.topic != prefix) {
-        assert_eq!(r.seq_header, Some(r.seq()), "the seq header differs from the value's seq");
-        if let Some(seen) = first.get(&r.seq()) {
-            assert_eq!(seen.text, r.text, "seq {} was sent twice, differently", r.seq());
-        } else {
-            first.insert(r.seq(), r);
-        }
-    }
-    let seqs: Vec<u64> = first.keys().copied().collect();
-    let n = seqs.len() as u64;
-    assert!(seqs.iter().copied().eq(0..n), "change seqs are not 0..{n}: first gap after {:?}", seqs.windows(2).find(|w| w[1] != w[0] + 1));
-    first.into_values().collect()
+    let changes = records.iter().filter(|r| r.value.is_some() && r.topic != prefix);
+    let changes = changes.inspect(|r| assert_eq!(r.seq_header, Some(r.seq()), "the seq header differs from the value's seq"));
+    first_by_seq(changes, KafkaRecord::seq, |r| &r.text)
 }
 
 /// Debezium change records applied in `seq` order give the table (`shop.acct`).

@@ -3,13 +3,13 @@
 //! records into rows.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::process::Command;
 
 use serde_json::Value as Json;
 
 use super::moto::{python_bin, Moto};
-use super::workload::{cols, key_of, Table};
+use super::workload::{cols, first_by_seq, key_of, Table};
 
 /// The `[sink.kinesis]` section for `stream` at `endpoint`, sent every 100 ms.
 pub fn section(endpoint: &str, stream: &str) -> String {
@@ -77,18 +77,7 @@ pub fn read_stream(endpoint: &str, stream: &str) -> Vec<StreamRecord> {
 /// The data records deduplicated by `seq` (a resend must be identical to the first copy), in
 /// `seq` order; panics unless their seqs are exactly 0..n.
 pub fn dedup_by_seq(records: &[StreamRecord]) -> Vec<&StreamRecord> {
-    let mut first: BTreeMap<u64, &StreamRecord> = BTreeMap::new();
-    for r in records.iter().filter(|r| !r.is_control()) {
-        if let Some(seen) = first.get(&r.seq()) {
-            assert_eq!(seen.text, r.text, "seq {} was sent twice, differently", r.seq());
-        } else {
-            first.insert(r.seq(), r);
-        }
-    }
-    let seqs: Vec<u64> = first.keys().copied().collect();
-    let n = seqs.len() as u64;
-    assert!(seqs.iter().copied().eq(0..n), "data seqs are not 0..{n}: first gap after {:?}", seqs.windows(2).find(|w| w[1] != w[0] + 1));
-    first.into_values().collect()
+    first_by_seq(records.iter().filter(|r| !r.is_control()), StreamRecord::seq, |r| &r.text)
 }
 
 /// DMS data records applied in `seq` order give the table (`shop.acct`).

@@ -306,3 +306,25 @@ pub fn state_json(path: &Path) -> Option<Json> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
 }
+
+/// The stream sinks' crash loop: the snapshot in a first `run --once` (a snapshot resumed after a
+/// crash reads again at a new point, and its seqs do not repeat what was sent before:
+/// docs/guarantees.md), then a random workload with key changes (seeded `seed`) while `run` is
+/// killed with kill -9 six times at random moments, then a last `run --once`. Returns the number
+/// of transactions the workload ran (more than 30).
+pub async fn kill_9_loop(w: &Workdir, db: &sluice_testkit::MariaDb, seed: u64) -> u64 {
+    use rand::{Rng, SeedableRng};
+    w.run_once().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = workload::workload(db, stop.clone(), seed);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed + 1);
+    for round in 0..6 {
+        let wait_ms = rng.gen_range(300..1500);
+        w.spawn(&format!("run{round}"), "run", &[]).kill_9_after(Duration::from_millis(wait_ms)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let txs = writer.await.unwrap();
+    assert!(txs > 30, "the workload ran only {txs} transactions");
+    w.run_once().await;
+    txs
+}

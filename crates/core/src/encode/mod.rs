@@ -10,7 +10,7 @@ use crate::event::ChangeEvent;
 use crate::schema::TableSchema;
 use crate::value::Row;
 
-pub use debezium::debezium;
+pub use debezium::{debezium, debezium_source};
 pub use control::{SchemaChange, SchemaTracker};
 pub use dms::{debezium_to_dms, dms, dms_control, dms_keyed, dms_with};
 
