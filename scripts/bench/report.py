@@ -204,6 +204,16 @@ add("masking.full_load", f"full load {rows or 0:,} rows + 2 mask rules", mv, "ro
     "same load, no mask", pv, None, None,
     note=None if mv is None else f"{masked['wall_s']:.2f} s vs {plain['wall_s']:.2f} s", skipped=mask_skip)
 
+# 7. Kafka: full load into tansu vs librdkafka alone producing the same records.
+ks, kc = step("kafka_sluice"), step("kafka_produce")
+krows = g(ks, "rows")
+kv = rate(krows, g(ks, "wall_s")) if ks and ks.get("exit") == 0 and krows else None
+kb = rate(g(kc, "rows"), g(kc, "wall_s")) if kc and kc.get("exit") == 0 else None
+add("kafka.full_load", f"full load into Kafka (tansu), {krows or 0:,} rows", kv, "rows/s", "higher",
+    "librdkafka alone, same records (idempotent, acks=all)", kb, None, None,
+    note=None if kv is None else f"{ks['wall_s']:.2f} s vs {kc['wall_s']:.2f} s" if kb else f"{ks['wall_s']:.2f} s",
+    skipped=why("kafka_sluice", "kafka_produce"))
+
 doc = {"environment": env, "measurements": results}
 with open(RESULTS, "w") as f:
     json.dump(doc, f, indent=1)

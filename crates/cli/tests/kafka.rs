@@ -95,6 +95,12 @@ async fn tail_follows_new_dms_records_live_from_latest() {
     }
     let updates = |text: &str| common::parse_lines(text).into_iter().filter(|l| l["metadata"]["operation"] == "update").count();
     common::eventually("tail printing the 3 updates", || updates(&tail.stdout_text()) == 3).await;
+    // A table created after tail started: its new topic is read too.
+    db.exec("CREATE TABLE shop.fresh (id INT PRIMARY KEY); INSERT INTO shop.fresh VALUES (1)").await;
+    let fresh = |text: &str| {
+        common::parse_lines(text).into_iter().any(|l| l["metadata"]["table-name"] == "fresh" && l["metadata"]["operation"] == "insert")
+    };
+    common::eventually("tail printing the new table's insert", || fresh(&tail.stdout_text())).await;
     tail.sigterm();
     let out = tail.wait().await;
     run.assert_running();

@@ -33,9 +33,29 @@ pub struct TailOptions {
 /// `seq` they carry (DMS `metadata.seq`, Debezium `source.seq`), a schema change (a DMS control
 /// record, a Debezium schema-change record) before the change it precedes.
 pub fn seq_order(line: &[u8]) -> u64 {
-    let Ok(j) = serde_json::from_slice::<Json>(line) else { return u64::MAX };
-    let seq = j["metadata"]["seq"].as_u64().or_else(|| j["source"]["seq"].as_u64()).unwrap_or(u64::MAX);
-    let schema = j["metadata"]["record-type"] == "control" || j.get("tableChanges").is_some();
+    // Only the few fields needed: the row images are skipped, not built.
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        seq: Option<u64>,
+        #[serde(rename = "record-type", borrow)]
+        record_type: Option<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct Source {
+        seq: Option<u64>,
+    }
+    #[derive(Deserialize)]
+    struct Record<'a> {
+        #[serde(borrow)]
+        metadata: Option<Meta<'a>>,
+        source: Option<Source>,
+        #[serde(rename = "tableChanges")]
+        table_changes: Option<serde::de::IgnoredAny>,
+    }
+    let Ok(r) = serde_json::from_slice::<Record<'_>>(line) else { return u64::MAX };
+    let seq = r.metadata.as_ref().and_then(|m| m.seq).or_else(|| r.source.as_ref().and_then(|s| s.seq)).unwrap_or(u64::MAX);
+    let control = r.metadata.as_ref().is_some_and(|m| m.record_type.as_deref() == Some("control"));
+    let schema = control || r.table_changes.is_some();
     // Twice the seq, schema changes first: a stable order for the printed round.
     seq.saturating_mul(2).saturating_add(u64::from(!schema))
 }
@@ -143,4 +163,20 @@ struct Names<'a> {
     db: Cow<'a, str>,
     #[serde(borrow, alias = "table-name")]
     table: Cow<'a, str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_changes_sort_before_the_change_they_precede() {
+        let change = br#"{"before":null,"after":{"id":1},"op":"c","source":{"db":"shop","seq":7}}"#;
+        let debezium_schema = br#"{"source":{"db":"shop","seq":7},"tableChanges":[{"type":"CREATE"}]}"#;
+        let dms = br#"{"data":{"id":1},"metadata":{"record-type":"data","seq":6}}"#;
+        let control = br#"{"control":{},"metadata":{"record-type":"control","seq":7}}"#;
+        let order = [seq_order(dms), seq_order(debezium_schema), seq_order(control), seq_order(change)];
+        assert_eq!(order, [13, 14, 14, 15]);
+        assert_eq!(seq_order(b"not json"), u64::MAX);
+    }
 }

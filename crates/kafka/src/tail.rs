@@ -1,10 +1,11 @@
 //! Reading the topics back (`sluice tail --source kafka`): every partition of every table topic
 //! (and the schema-change topic), from the oldest record kept or from now on, as JSON lines. A
-//! plain consumer with the partitions assigned: no consumer group, nothing committed.
-use std::collections::{BTreeSet, HashMap};
+//! plain consumer with the partitions assigned: no consumer group, nothing committed. A
+//! following tail also reads the topics of tables created after it started.
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -39,29 +40,17 @@ pub async fn tail(cfg: &KafkaConfig, opts: &TailOptions, out: &mut impl Write) -
     probe(move || c.client().fetch_metadata(None, METADATA_TIMEOUT), cfg).await?;
 
     // Every partition of the chosen topics, with where it ends now.
-    let c = Arc::clone(&consumer);
     let prefix = cfg.topic_prefix.clone();
-    let wanted = move |topic: &str| {
+    let wanted: Wanted = Arc::new(move |topic: &str| {
         if topic == prefix {
             return with_schema_topic;
         }
         let Some(rest) = topic.strip_prefix(&prefix).and_then(|r| r.strip_prefix('.')) else { return false };
         let (db, table) = rest.split_once('.').unwrap_or((rest, ""));
         pattern.as_ref().is_none_or(|p| p.matches(db, table))
-    };
-    let partitions = tokio::task::spawn_blocking(move || -> rdkafka::error::KafkaResult<Vec<(String, i32, i64)>> {
-        let meta = c.client().fetch_metadata(None, METADATA_TIMEOUT)?;
-        let mut parts = Vec::new();
-        for t in meta.topics().iter().filter(|t| wanted(t.name())) {
-            for p in t.partitions() {
-                let (_low, high) = c.client().fetch_watermarks(t.name(), p.id(), METADATA_TIMEOUT)?;
-                parts.push((t.name().to_string(), p.id(), high));
-            }
-        }
-        Ok(parts)
-    })
-    .await?
-    .map_err(|e| classify(e, cfg, "list the topics' partitions"))?;
+    });
+    let partitions = list_partitions(&consumer, &wanted, &HashSet::new(), cfg).await?;
+    let mut known: HashSet<(String, i32)> = partitions.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
 
     let mut assignment = TopicPartitionList::new();
     // Where each partition ended at start: without `follow`, reading stops there.
@@ -86,7 +75,22 @@ pub async fn tail(cfg: &KafkaConfig, opts: &TailOptions, out: &mut impl Write) -
 
     let mut printed = 0;
     let mut idle_rounds = 0;
+    let mut rescanned = Instant::now();
     loop {
+        if opts.follow && rescanned.elapsed() >= RESCAN {
+            // Tables created (or partitions added) since: read from their first record.
+            rescanned = Instant::now();
+            let new = list_partitions(&consumer, &wanted, &known, cfg).await?;
+            if !new.is_empty() {
+                let mut more = TopicPartitionList::new();
+                for (topic, partition, _) in &new {
+                    more.add_partition_offset(topic, *partition, Offset::Beginning).context("assign a partition")?;
+                    known.insert((topic.clone(), *partition));
+                }
+                consumer.incremental_assign(&more).map_err(|e| classify(e, cfg, "read the new topics"))?;
+                tracing::info!(partitions = new.len(), "reading new partitions");
+            }
+        }
         let (round, idle) = poll_round(&consumer, &mut ends, &filter, cfg).await?;
         idle_rounds = if idle { idle_rounds + 1 } else { 0 };
         if print_round(round, out, &mut printed, opts.limit)? {
@@ -99,6 +103,35 @@ pub async fn tail(cfg: &KafkaConfig, opts: &TailOptions, out: &mut impl Write) -
             return Ok(printed);
         }
     }
+}
+
+/// Which topics a tail reads.
+type Wanted = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// How often a following tail looks for new topics (tables created after it started).
+const RESCAN: Duration = Duration::from_secs(5);
+
+/// The partitions of the `wanted` topics not in `known`, each with where it ends now.
+async fn list_partitions(
+    consumer: &Arc<BaseConsumer>,
+    wanted: &Wanted,
+    known: &HashSet<(String, i32)>,
+    cfg: &KafkaConfig,
+) -> Result<Vec<(String, i32, i64)>> {
+    let (c, wanted, known) = (Arc::clone(consumer), Arc::clone(wanted), known.clone());
+    let parts = tokio::task::spawn_blocking(move || -> rdkafka::error::KafkaResult<Vec<(String, i32, i64)>> {
+        let meta = c.client().fetch_metadata(None, METADATA_TIMEOUT)?;
+        let mut parts = Vec::new();
+        for t in meta.topics().iter().filter(|t| wanted(t.name())) {
+            for p in t.partitions().iter().filter(|p| !known.contains(&(t.name().to_string(), p.id()))) {
+                let (_low, high) = c.client().fetch_watermarks(t.name(), p.id(), METADATA_TIMEOUT)?;
+                parts.push((t.name().to_string(), p.id(), high));
+            }
+        }
+        Ok(parts)
+    })
+    .await?;
+    parts.map_err(|e| classify(e, cfg, "list the topics' partitions").into())
 }
 
 /// One round of records, rendered, with their `seq`; `idle` when nothing arrived at all.
