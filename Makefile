@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= /var/tmp/sluice-target
 export CARGO_TERM_COLOR ?= never
 SLUICE := $(CARGO_TARGET_DIR)/debug/sluice
 
-.PHONY: all deps pyenv build test demo bench fmt lint clean
+.PHONY: all deps pyenv build test demo demo-aws bench fmt lint clean
 
 all: build
 
@@ -27,6 +27,11 @@ test: deps pyenv
 ## make demo: throwaway MariaDB, 50k sample users, the pipeline, live changes.
 demo: build
 	scripts/demo.sh
+
+## make demo-aws: the reference pipeline's AWS path on moto (Kinesis + S3): MariaDB → sluice →
+## a 2-shard stream (DMS JSON) and the S3 lake, read back from the stream live, then Athena DDL.
+demo-aws: build pyenv
+	scripts/demo-aws.sh
 
 ## make bench: the benchmark suite against a private MariaDB (docs/benchmarks.md), built with the
 ## release-like perf profile; prints a table and writes bench/results.json. BENCH_QUICK=1: small sizes.

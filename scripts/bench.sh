@@ -11,6 +11,7 @@
 #   BENCH_REPEAT_SMALL, BENCH_REPEAT_BIG   override single sizes (docs/benchmarks.md)
 #   BENCH_OUT       step files and logs (default bench/out); BENCH_RESULTS (default bench/results.json)
 #   BENCH_KEEP=1    keep the work dir (server data, lakes) for inspection
+# Kinesis steps run against moto's server (scripts/moto-server.sh, the python venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -318,7 +319,13 @@ keepup keepup_sluice lake+jsonl 0    # the DB's max rate
 keepup keepup_jsonl jsonl 0          # the same without the lake: source + decoding + JSON lines
 
 # ---------------------------------------------------------------------------------------------
-# 7. Kafka: a full load of bench.users into Kafka alone (tansu, a Kafka-compatible broker, from
+# 7. Kinesis on moto: full load rows/s against batched boto3 put_records of the same records,
+# and commit → record readable latency (scripts/bench/kinesis.sh).
+say "kinesis (moto): full load of small.users, boto3 baseline, latency"
+SLUICE="$SLUICE" PORT="$PORT" OUT="$OUT" WORK="$WORK" ROWS_SMALL="$ROWS_SMALL" LAT_SECS="$LAT_SECS" \
+  scripts/bench/kinesis.sh 2>&1 | while IFS= read -r line; do say "$line"; done \
+  || say "kinesis steps failed (see $OUT/kinesis_*.log)"
+# 8. Kafka: a full load of bench.users into Kafka alone (tansu, a Kafka-compatible broker, from
 # scripts/tansu-server.sh), against librdkafka alone (`sluice-bench produce`: the same vendored
 # build and guarantees, idempotent, acks=all) producing the same records (sluice's, read back with
 # `sluice tail --source kafka`) to another topic, in the same run. Not kcat: Debian's kcat

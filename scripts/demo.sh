@@ -22,15 +22,9 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+. scripts/demo-lib.sh
 
-say "starting a throwaway MariaDB (binlog ROW/FULL) in $WORK"
-PORT=$(scripts/mariadb-test-server.sh start "$WORK/db" | sed -n 's/^port=//p')
-SQL() { mariadb -h127.0.0.1 -P"$PORT" -uroot "$@"; }
-
-say "loading $ROWS sample users into demo.users (deterministic generator)"
-"$DEMO_DATA" --rows "$ROWS" --seed 42 | SQL
-SQL -e "SELECT COUNT(*) AS users FROM demo.users; SELECT * FROM demo.users LIMIT 3"
+start_db_with_users
 
 cat > "$WORK/sluice.toml" <<TOML
 [source]
@@ -69,15 +63,7 @@ say "sluice check"
 "$SLUICE" check -c "$WORK/sluice.toml"
 
 say "sluice run: full load, then the binlog"
-START=$(date +%s.%N)
-"$SLUICE" run -c "$WORK/sluice.toml" 2>"$WORK/run.log" &
-RUN_PID=$!
-until "$SLUICE" status -c "$WORK/sluice.toml" --json 2>/dev/null | grep -q '"phase": "streaming"'; do
-  kill -0 "$RUN_PID" 2>/dev/null || { cat "$WORK/run.log"; echo "sluice run died" >&2; exit 1; }
-  sleep 0.1
-done
-END=$(date +%s.%N)
-awk -v s="$START" -v e="$END" -v n="$ROWS" 'BEGIN { printf "full load of %d rows delivered and committed in %.2f s (the reference pipeline: ~4 min with DMS)\n", n, e - s }'
+run_until_streaming "delivered and committed" " (the reference pipeline: ~4 min with DMS)"
 
 say "the first 10 change records (like the reference's get-records script)"
 "$SLUICE" tail -c "$WORK/sluice.toml" --from earliest --limit 10 --format dms | cut -c1-220
@@ -93,12 +79,7 @@ SQL -e "UPDATE demo.users SET userid = 1000001 WHERE userid = 1"
 sleep 1
 
 say "$UPDATES userid updates, ${INTERVAL}s apart"
-for i in $(seq 1 "$UPDATES"); do
-  printf '  [db]   %s UPDATE demo.users SET userid = %d WHERE userid = %d\n' "$(date +%T.%3N)" $((2000000 + i)) $((i + 1))
-  SQL -e "UPDATE demo.users SET userid = $((2000000 + i)) WHERE userid = $((i + 1))"
-  sleep "$INTERVAL"
-done
-sleep 1
+userid_updates
 
 say "stopping sluice (SIGTERM: flush, commit, exit 0)"
 kill "$TAIL_PID" 2>/dev/null || true; TAIL_PID=""

@@ -12,23 +12,32 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::kinesis::{assert_key_order, dedup_by_seq, read_stream, replay_dms, section};
+use common::kinesis::{assert_key_order, dedup_by_seq, read_stream, replay_dms, section, unique_by_seq};
 use common::moto::Moto;
 use common::workload::{seed_table, source_table, workload};
 use common::{closed_port, config_text, Workdir};
+use rand::{Rng, SeedableRng};
 use sluice_testkit::{AwsFaultProxy, MariaDb};
+
+/// moto with a 2-shard `stream`, a MariaDB with `rows` rows in `shop.acct`, and a work dir
+/// whose config sends `shop.*` to the stream (and to an events file).
+async fn stream_and_table(stream: &str, rows: i64) -> (Moto, MariaDb, Workdir) {
+    let moto = Moto::start();
+    moto.create_stream(stream, 2);
+    let db = MariaDb::start();
+    seed_table(&db, rows).await;
+    let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&moto.endpoint(), stream)));
+    (moto, db, w)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dms_records_rebuild_the_source_and_tail_reads_every_shard() {
-    let moto = Moto::start();
-    moto.create_stream("cdc", 2);
-    let db = MariaDb::start();
-    seed_table(&db, 300).await;
-    let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&moto.endpoint(), "cdc")));
+    let (moto, db, w) = stream_and_table("cdc", 300).await;
     let check = w.sluice("check", &[]).await;
     assert!(check.stdout.contains("sink kinesis") && check.stdout.contains("stream cdc is ACTIVE with 2 open shard(s)"), "{check}");
     w.run_once().await;
-    db.exec("UPDATE shop.acct SET v = 0 WHERE id <= 10; UPDATE shop.acct SET id = 5000 WHERE id = 11; DELETE FROM shop.acct WHERE id = 12").await;
+    db.exec("UPDATE shop.acct SET v = 0 WHERE id <= 10; UPDATE shop.acct SET id = 5000 WHERE id = 11; DELETE FROM shop.acct WHERE id = 12")
+        .await;
     w.run_once().await;
 
     let records = read_stream(&moto.endpoint(), "cdc");
@@ -60,11 +69,7 @@ async fn dms_records_rebuild_the_source_and_tail_reads_every_shard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_follows_new_records_live_from_latest() {
-    let moto = Moto::start();
-    moto.create_stream("live", 2);
-    let db = MariaDb::start();
-    seed_table(&db, 20).await;
-    let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&moto.endpoint(), "live")));
+    let (_moto, db, w) = stream_and_table("live", 20).await;
     w.run_once().await;
     let mut run = w.spawn("run", "run", &[]);
     let tail = w.spawn("tail", "tail", &["--source", "kinesis", "--from", "latest", "--limit", "4", "--format", "dms"]);
@@ -101,7 +106,7 @@ async fn throttling_and_partial_failures_lose_nothing_and_keep_key_order() {
     let mut round = 0u64;
     while Instant::now() < until {
         run.assert_running();
-        if round % 2 == 0 {
+        if round.is_multiple_of(2) {
             proxy.throttle_calls(3);
         } else {
             proxy.fail_entries(5, 2 + round % 5);
@@ -147,11 +152,7 @@ async fn throttling_and_partial_failures_lose_nothing_and_keep_key_order() {
 /// first copy, and replaying by seq (dropping seqs seen) gives the source table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_a_workload_loses_nothing_and_resends_identical_records() {
-    let moto = Moto::start();
-    moto.create_stream("crashy", 2);
-    let db = MariaDb::start();
-    seed_table(&db, 5_000).await;
-    let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&moto.endpoint(), "crashy")));
+    let (moto, db, w) = stream_and_table("crashy", 5_000).await;
     let txs = common::kill_9_loop(&w, &db, 21).await;
     let records = read_stream(&moto.endpoint(), "crashy");
     let data = dedup_by_seq(&records);
@@ -162,8 +163,42 @@ async fn kill_9_under_a_workload_loses_nothing_and_resends_identical_records() {
     eprintln!("kinesis kill -9: {} changes, {resent} sent again, {txs} transactions", data.len());
 }
 
+/// kill -9 during the snapshot: a resumed snapshot reads again at a new point, so the changes
+/// after the checkpoint are not those sent before the crash. The sink reads back what it sent
+/// since its last commit and the source numbers above it: no `seq` ever names two different
+/// changes, and replaying by seq still gives the source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_stream_or_an_unreachable_endpoint_is_one_clear_error() {
+async fn kill_9_during_the_snapshot_never_gives_one_seq_two_changes() {
+    let moto = Moto::start();
+    moto.create_stream("snap", 2);
+    let db = MariaDb::start();
+    seed_table(&db, 20_000).await;
+    let w = Workdir::with_config(&config_text(
+        &db.url(),
+        6401,
+        &format!("[snapshot]\nchunk_size = 1000\n{}", section(&moto.endpoint(), "snap")),
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = workload(&db, stop.clone(), 31);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    for round in 0..4 {
+        let wait_ms = rng.gen_range(400..1200);
+        w.spawn(&format!("run{round}"), "run", &[]).kill_9_after(Duration::from_millis(wait_ms)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    // The rest of the snapshot and the workload's backlog: on a busy machine more than a minute.
+    let out = w.spawn("last", "run", &["--once"]).wait_within(Duration::from_secs(240)).await;
+    assert_eq!(out.code, Some(0), "{out}");
+    let records = read_stream(&moto.endpoint(), "snap");
+    let data = unique_by_seq(&records);
+    assert!(replay_dms(&data) == source_table(&db).await, "replaying the stream does not give the source table");
+    assert_key_order(&records);
+}
+
+/// Each startup problem: `check` says it with its fix, `run` stops with it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_stream_an_unreachable_endpoint_or_no_credentials_is_one_clear_error() {
     let moto = Moto::start();
     let db = MariaDb::start();
     seed_table(&db, 5).await;
@@ -184,6 +219,26 @@ async fn a_missing_stream_or_an_unreachable_endpoint_is_one_clear_error() {
     let last = run.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
     assert!(last.contains(&format!("cannot reach {endpoint}")) && last.contains("check [sink.kinesis] endpoint"), "{run}");
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?} to give up", started.elapsed());
+
+    // No credentials anywhere in the chain (no env, no profile, no instance metadata).
+    moto.create_stream("cdc", 1);
+    let w = Workdir::with_config(&config_text(&db.url(), 6403, &section(&moto.endpoint(), "cdc")));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["check", "-c", &w.config_str()])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("HOME", w.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  sink kinesis         no AWS credentials found") && stdout.contains("fix: set AWS_ACCESS_KEY_ID"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,4 +253,68 @@ async fn a_record_over_1_mib_stops_naming_table_and_seq_never_the_value() {
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stderr.contains("of table shop.docs") && run.stderr.contains("seq 1 ") && run.stderr.contains("1 MiB"), "{run}");
     assert!(!run.all().contains("SECRETVALUE"), "a value in the output");
+}
+
+/// A DDL while streaming reaches the stream as its DMS control record, before the first change
+/// made under the new definition; Debezium format and `schema-table` keys work too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_while_streaming_sends_a_control_record_before_the_next_change() {
+    let moto = Moto::start();
+    moto.create_stream("ddl", 2);
+    moto.create_stream("dbz", 1);
+    let db = MariaDb::start();
+    seed_table(&db, 10).await;
+    let dbz = "\n[sink.kinesis]\nstream = \"dbz\"\nregion = \"us-east-1\"\nformat = \"debezium\"\npartition_key = \"schema-table\"\n";
+    let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&moto.endpoint(), "ddl")));
+    let run = w.spawn("run", "run", &[]);
+    let endpoint = moto.endpoint();
+    common::eventually("the snapshot on the stream", || read_stream(&endpoint, "ddl").len() >= 11).await;
+    db.exec("ALTER TABLE shop.acct ADD COLUMN extra INT; INSERT INTO shop.acct VALUES (100, 1, 'x', 7)").await;
+    common::eventually("the insert on the stream", || read_stream(&endpoint, "ddl").iter().any(|r| r.record["data"]["extra"] == 7)).await;
+    run.sigterm();
+    assert_eq!(run.wait().await.code, Some(0));
+    let records = read_stream(&endpoint, "ddl");
+    let ops: Vec<&str> = records.iter().filter(|r| r.is_control()).map(|r| r.record["metadata"]["operation"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["create-table", "add-column"]);
+    let add = records.iter().find(|r| r.record["metadata"]["operation"] == "add-column").unwrap();
+    assert_eq!(add.record["control"]["table-def"]["columns"]["extra"]["type"], "INT4");
+    let insert = records.iter().find(|r| r.record["data"]["extra"] == 7).unwrap();
+    assert_eq!(add.seq(), insert.seq(), "the control record carries the seq of the change it precedes");
+
+    // The same source into a Debezium stream keyed by table: one shard, every change in order.
+    let text = std::fs::read_to_string(w.config())
+        .unwrap()
+        .replace(&section(&endpoint, "ddl"), &dbz.replace("region", &format!("endpoint = \"{endpoint}\"\nregion")));
+    let w2 = Workdir::with_config(&text.replace("server_id = 6401", "server_id = 6402"));
+    w2.run_once().await;
+    let records = read_stream(&endpoint, "dbz");
+    assert_eq!(records.len(), 11, "no control records in Debezium format");
+    assert!(records.iter().all(|r| r.partition_key == "shop.acct"));
+    let seqs: Vec<u64> = records.iter().map(|r| r.record["source"]["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "schema-table keeps the table's order: {seqs:?}");
+    assert_eq!(records[0].record["op"], "r");
+}
+
+/// `make demo-aws` end to end, small: it must pass on a fresh machine the first time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_demo_aws_runs_end_to_end() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_sluice"));
+    let target = bin.parent().and_then(|d| d.parent()).unwrap();
+    if !target.join("debug/sluice-demo-data").exists() {
+        panic!("sluice-demo-data is not built: run `cargo build --workspace --bins` (make test does) first");
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/demo-aws.sh");
+    let out = tokio::process::Command::new("bash")
+        .arg(script)
+        .env("CARGO_TARGET_DIR", target)
+        .env("DEMO_ROWS", "500")
+        .env("DEMO_UPDATES", "3")
+        .env("DEMO_INTERVAL", "0.2")
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(180), out).await.expect("demo-aws within 3 min").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo-aws failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("'load': 500") && stdout.contains("'update': 4"), "{stdout}");
+    assert!(stdout.matches("  [tail] ").count() == 4, "the 4 updates followed live:\n{stdout}");
+    assert!(stdout.contains("CREATE EXTERNAL TABLE `demo`.`users`") && stdout.contains("s3://demo-lake/cdc/demo/users"), "{stdout}");
 }

@@ -107,4 +107,3 @@ pub async fn tail(path: &Path, file_format: EventFormat, opts: &TailOptions, out
     quiet_pipe(out.flush())?;
     Ok(printed)
 }
-

@@ -14,6 +14,9 @@
 //! round trip each.
 use std::collections::{HashSet, VecDeque};
 
+use sluice_core::encode::SchemaChange;
+use sluice_core::sink::Batch;
+
 /// Service limits of PutRecords (Kinesis Data Streams defaults).
 pub const MAX_RECORDS_PER_CALL: usize = 500;
 pub const MAX_CALL_BYTES: usize = 5 << 20;
@@ -28,20 +31,42 @@ const SCAN_LIMIT: usize = 20 * MAX_RECORDS_PER_CALL;
 /// One encoded record.
 #[derive(Debug)]
 pub struct Record {
+    /// The encoded change; empty while lent to a call (the SDK takes it by value), encoded
+    /// again from `origin` if the call fails.
     pub data: Vec<u8>,
+    /// `data`'s length as encoded.
+    len: usize,
     pub key: String,
     /// The old row's key, for an update that changed the primary key.
     pub old_key: Option<String>,
-    /// A table definition: sent alone, in order with everything else.
-    pub control: bool,
+    /// What it encodes. `None` only in tests.
+    pub origin: Option<Origin>,
     /// The change's `seq` (for messages; never a value).
     pub seq: u64,
 }
 
+/// The event a record encodes: its batch (shared, not copied) and index, and for a control
+/// record the schema change it announces.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub batch: Batch,
+    pub index: usize,
+    pub control: Option<SchemaChange>,
+}
+
 impl Record {
+    pub fn new(data: Vec<u8>, key: String, old_key: Option<String>, origin: Option<Origin>, seq: u64) -> Self {
+        Self { len: data.len(), data, key, old_key, origin, seq }
+    }
+
+    /// A table definition: sent alone, in order with everything else.
+    pub fn is_control(&self) -> bool {
+        self.origin.as_ref().is_some_and(|o| o.control.is_some())
+    }
+
     /// What it counts for against the call and record limits.
     pub fn size(&self) -> usize {
-        self.data.len() + self.key.len()
+        self.len + self.key.len()
     }
 }
 
@@ -73,6 +98,10 @@ impl Pending {
         &self.records[i]
     }
 
+    pub fn get_mut(&mut self, i: usize) -> &mut Record {
+        &mut self.records[i]
+    }
+
     /// The indexes (ascending) of the records the next call carries; empty when nothing is
     /// pending.
     pub fn next_call(&self) -> Vec<usize> {
@@ -80,7 +109,7 @@ impl Pending {
         let mut held: HashSet<&str> = HashSet::new();
         let mut bytes = 0;
         for (i, r) in self.records.iter().enumerate().take(SCAN_LIMIT) {
-            if r.control {
+            if r.is_control() {
                 if i == 0 {
                     call.push(0);
                 }
@@ -139,7 +168,12 @@ mod tests {
     use super::*;
 
     fn rec(key: &str, seq: u64) -> Record {
-        Record { data: vec![b'x'; 10], key: key.into(), old_key: None, control: false, seq }
+        Record::new(vec![b'x'; 10], key.into(), None, None, seq)
+    }
+
+    fn control(seq: u64) -> Record {
+        let batch = sluice_core::sink::EventBatch::new(Vec::new());
+        Record::new(vec![b'x'; 10], "t".into(), None, Some(Origin { batch, index: 0, control: Some(SchemaChange::CreateTable) }), seq)
     }
 
     #[test]
@@ -176,7 +210,7 @@ mod tests {
     fn a_key_change_holds_both_keys() {
         let mut p = Pending::default();
         p.push(rec("k1", 0));
-        p.push(Record { old_key: Some("k1".into()), ..rec("k2", 1) });
+        p.push(Record::new(vec![b'x'; 10], "k2".into(), Some("k1".into()), None, 1));
         p.push(rec("k2", 2));
         p.push(rec("k3", 3));
         assert_eq!(p.next_call(), [0, 3]);
@@ -186,7 +220,7 @@ mod tests {
     fn a_control_record_goes_alone_after_everything_before_it() {
         let mut p = Pending::default();
         p.push(rec("a", 0));
-        p.push(Record { control: true, ..rec("t", 1) });
+        p.push(control(1));
         p.push(rec("b", 1));
         assert_eq!(p.next_call(), [0]);
         p.settle(&[0], &[true]);
@@ -204,7 +238,7 @@ mod tests {
         assert_eq!(p.next_call().len(), MAX_RECORDS_PER_CALL);
         let mut big = Pending::default();
         for i in 0..12u64 {
-            big.push(Record { data: vec![b'x'; MAX_RECORD_BYTES - 10], ..rec(&format!("k{i}"), i) });
+            big.push(Record::new(vec![b'x'; MAX_RECORD_BYTES - 10], format!("k{i}"), None, None, i));
         }
         let call = big.next_call();
         assert_eq!(call.len(), 5);
@@ -227,7 +261,7 @@ mod tests {
             let key = format!("k{}", rnd(40));
             // As the sink makes them: an old key only when it differs.
             let old_key = (rnd(10) == 0).then(|| format!("k{}", rnd(40))).filter(|k| *k != key);
-            p.push(Record { old_key, ..rec(&key, seq) });
+            p.push(Record::new(vec![b'x'; 10], key, old_key, None, seq));
         }
         let mut acked_order: HashMap<String, Vec<u64>> = HashMap::new();
         let mut acked = 0;

@@ -45,7 +45,11 @@ pub async fn probe(client: &Client, cfg: &KinesisConfig) -> Result<String, Sluic
         .await
         .map_err(|e| classify(e, cfg, &format!("describe Kinesis stream {}", cfg.stream)))?;
     let Some(s) = out.stream_description_summary() else {
-        return Err(SluiceError::permanent(format!("Kinesis stream {} has no description in the answer of {}", cfg.stream, cfg.describe_endpoint())));
+        return Err(SluiceError::permanent(format!(
+            "Kinesis stream {} has no description in the answer of {}",
+            cfg.stream,
+            cfg.describe_endpoint()
+        )));
     };
     match s.stream_status() {
         // UPDATING (a reshard, a retention change) still takes records.
@@ -101,12 +105,12 @@ where
         SdkError::TimeoutError(_) => (ErrorKind::Transient, format!("no answer from {endpoint} in time to {what}: retrying")),
         SdkError::DispatchFailure(_) if credentials_missing(&err) => (
             ErrorKind::Permanent,
-            "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with an instance or task role".to_string(),
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with an instance or task role"
+                .to_string(),
         ),
-        SdkError::DispatchFailure(_) => (
-            ErrorKind::Transient,
-            format!("cannot reach {endpoint} to {what}: check [sink.kinesis] endpoint / region and the network"),
-        ),
+        SdkError::DispatchFailure(_) => {
+            (ErrorKind::Transient, format!("cannot reach {endpoint} to {what}: check [sink.kinesis] endpoint / region and the network"))
+        }
         SdkError::ResponseError(_) => (ErrorKind::Transient, format!("unreadable answer from {endpoint} to {what}: retrying")),
         _ => (ErrorKind::Permanent, format!("cannot {what}: the request could not be built")),
     };
@@ -118,7 +122,12 @@ fn credentials_missing(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(err);
     while let Some(e) = cur {
         let text = e.to_string();
-        if text.contains("credentials") && (text.contains("no providers") || text.contains("not loaded") || text.contains("failed to load")) {
+        // The chain's own words, e.g. "no credentials found in chain. Attempted: Environment: the
+        // credential provider was not enabled: …".
+        let lower = text.to_lowercase();
+        if lower.contains("credential")
+            && ["no credentials", "not enabled", "no providers", "failed to load"].iter().any(|w| lower.contains(w))
+        {
             return true;
         }
         cur = e.source();

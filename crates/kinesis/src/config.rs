@@ -78,9 +78,7 @@ impl SinkConfig for KinesisConfig {
         let s = &self.stream;
         let valid_name = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
         if s.is_empty() || s.len() > 128 || !s.chars().all(valid_name) {
-            return Err(format!(
-                "[sink.kinesis] stream = {s:?} is not a Kinesis stream name: 1 to 128 letters, digits, '_', '.' or '-'"
-            ));
+            return Err(format!("[sink.kinesis] stream = {s:?} is not a Kinesis stream name: 1 to 128 letters, digits, '_', '.' or '-'"));
         }
         if self.region.trim().is_empty() {
             return Err("[sink.kinesis] region is empty: give the stream's region, e.g. \"us-east-1\"".into());

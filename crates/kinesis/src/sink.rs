@@ -1,4 +1,6 @@
 //! The `kinesis` sink.
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
@@ -8,13 +10,13 @@ use sha2::{Digest, Sha256};
 use sluice_core::config::EventFormat;
 use sluice_core::encode::{debezium, dms_control, dms_with, SchemaTracker};
 use sluice_core::error::{Result, SluiceError};
-use sluice_core::event::{ChangeEvent, Op};
+use sluice_core::event::Op;
 use sluice_core::schema::TableSchema;
 use sluice_core::sink::{Batch, Sink};
 use sluice_core::value::Row;
 use tracing::{debug, info};
 
-use crate::batch::{Pending, Record, MAX_CALL_BYTES, MAX_PARTITION_KEY, MAX_RECORDS_PER_CALL, MAX_RECORD_BYTES};
+use crate::batch::{Origin, Pending, Record, MAX_CALL_BYTES, MAX_PARTITION_KEY, MAX_RECORDS_PER_CALL, MAX_RECORD_BYTES};
 use crate::client::{classify, client, probe};
 use crate::config::{KinesisConfig, PartitionKey};
 
@@ -27,46 +29,75 @@ const NAME: &str = "kinesis";
 /// retry never reorders a partition key. A failed call or entry stays queued and the pipeline's
 /// retry policy calls `flush` again. Delivery is at least once: records sent after the last
 /// committed checkpoint are sent again after a crash, identical (the encoding depends only on
-/// the event), so the mark is empty and `open` takes nothing back.
+/// the event); nothing can be taken back. The mark is the time it was taken: after a crash,
+/// [`Sink::high_water`] reads what arrived since the last committed one, so a source that
+/// cannot replay exactly (a resumed snapshot) numbers its changes above what consumers saw,
+/// and a `seq` never names two different changes on the stream.
 pub struct KinesisSink {
     cfg: KinesisConfig,
     client: Option<Client>,
     pending: Pending,
     /// DMS control records: the definition each table's consumers last saw.
     tables: SchemaTracker,
+    /// After a restart: when the last committed mark was taken (epoch ms). Everything sent
+    /// past that commit arrived after it.
+    committed_at_ms: Option<i64>,
 }
+
+/// Clock difference allowed between this host and the service's arrival timestamps.
+const CLOCK_SKEW_MS: i64 = 5_000;
 
 impl KinesisSink {
     pub fn new(cfg: KinesisConfig) -> Self {
-        Self { cfg, client: None, pending: Pending::default(), tables: SchemaTracker::default() }
+        Self { cfg, client: None, pending: Pending::default(), tables: SchemaTracker::default(), committed_at_ms: None }
     }
 
-    fn push(&mut self, data: Json, key: String, old_key: Option<String>, control: bool, ev: &ChangeEvent) -> Result<()> {
-        let data = serde_json::to_vec(&data).map_err(|e| SluiceError::permanent("cannot encode an event as JSON").with_source(e))?;
-        let r = Record { data, key, old_key, control, seq: ev.seq };
-        if r.size() > MAX_RECORD_BYTES {
+    /// Whether `ev`'s record is partitioned by its row's key (else by its table).
+    fn keyed(&self, ev: &sluice_core::ChangeEvent) -> bool {
+        self.cfg.partition_key == PartitionKey::PrimaryKey && !ev.schema.key.is_empty()
+    }
+
+    /// The record of `origin`: the change, or the control record announcing its table's
+    /// definition. Depends only on the event, so a record encoded again is identical.
+    fn encode(&self, origin: &Origin) -> Result<Vec<u8>> {
+        let ev = &origin.batch.events[origin.index];
+        let json = match (origin.control, self.cfg.format) {
+            (Some(change), _) => dms_control(&ev.schema, change, ev.ts_ms, ev.seq),
+            (None, EventFormat::Dms) => dms_with(ev, self.keyed(ev), self.cfg.before_image),
+            // The commit time, not the time of sending: a record sent again after a crash is
+            // identical to the first.
+            (None, EventFormat::Debezium) => debezium(ev, ev.ts_ms),
+        };
+        serde_json::to_vec(&json).map_err(|e| SluiceError::permanent("cannot encode an event as JSON").with_source(e))
+    }
+
+    fn push(&mut self, origin: Origin, key: String, old_key: Option<String>) -> Result<()> {
+        let data = self.encode(&origin)?;
+        let ev = &origin.batch.events[origin.index];
+        let (seq, size) = (ev.seq, data.len() + key.len());
+        if size > MAX_RECORD_BYTES {
             return Err(SluiceError::permanent(format!(
-                "the change seq {} of table {} is {} bytes as a Kinesis record, over the service's limit of {} (1 MiB): \
-                 leave the large columns out with [[mask]] method = \"drop\", or use another sink for this table",
-                ev.seq,
+                "the change seq {seq} of table {} is {size} bytes as a Kinesis record, over the service's limit of \
+                 {MAX_RECORD_BYTES} (1 MiB): leave the large columns out with [[mask]] method = \"drop\", or use another \
+                 sink for this table",
                 ev.schema.id,
-                r.size(),
-                MAX_RECORD_BYTES
             )));
         }
-        self.pending.push(r);
+        self.pending.push(Record::new(data, key, old_key, Some(origin), seq));
         Ok(())
     }
 
-    fn encode(&mut self, ev: &ChangeEvent) -> Result<()> {
-        let keyed = self.cfg.partition_key == PartitionKey::PrimaryKey && !ev.schema.key.is_empty();
+    /// Queues the records of event `index` of `batch`: its table's definition first when it
+    /// is new or changed (DMS), then the change.
+    fn queue(&mut self, batch: &Batch, index: usize) -> Result<()> {
+        let ev = &batch.events[index];
+        let origin = |control| Origin { batch: Arc::clone(batch), index, control };
         if self.cfg.format == EventFormat::Dms {
             if let Some(change) = self.tables.observe(&ev.schema) {
-                let control = dms_control(&ev.schema, change, ev.ts_ms, ev.seq);
-                self.push(control, table_key(&ev.schema), None, true, ev)?;
+                self.push(origin(Some(change)), table_key(&ev.schema), None)?;
             }
         }
-        let (key, old_key) = if keyed {
+        let (key, old_key) = if self.keyed(ev) {
             let key = row_key(&ev.schema, ev.row());
             let old = match (ev.op, &ev.before) {
                 (Op::Update, Some(b)) => Some(row_key(&ev.schema, b)).filter(|k| *k != key),
@@ -76,13 +107,20 @@ impl KinesisSink {
         } else {
             (table_key(&ev.schema), None)
         };
-        let data = match self.cfg.format {
-            EventFormat::Dms => dms_with(ev, self.cfg.before_image),
-            // The commit time, not the time of sending: a record sent again after a crash is
-            // identical to the first.
-            EventFormat::Debezium => debezium(ev, ev.ts_ms),
-        };
-        self.push(data, key, old_key, false, ev)
+        self.push(origin(None), key, old_key)
+    }
+
+    /// Gives records of a failed call their data back.
+    fn restore(&mut self, call: &[usize], acked: &[bool]) -> Result<()> {
+        for (j, &i) in call.iter().enumerate() {
+            if acked.get(j).copied().unwrap_or(false) {
+                continue;
+            }
+            let Some(origin) = self.pending.get(i).origin.clone() else { continue };
+            let data = self.encode(&origin)?;
+            self.pending.get_mut(i).data = data;
+        }
+        Ok(())
     }
 
     /// One PutRecords call. `Ok(())` when all its records were acknowledged.
@@ -90,9 +128,9 @@ impl KinesisSink {
         let call = self.pending.next_call();
         let mut entries = Vec::with_capacity(call.len());
         for &i in &call {
-            let r = self.pending.get(i);
-            // The SDK takes the bytes by value; the record keeps its copy until acknowledged.
-            let entry = PutRecordsRequestEntry::builder().data(Blob::new(r.data.clone())).partition_key(&r.key).build();
+            let r = self.pending.get_mut(i);
+            // The SDK takes the bytes by value: lend them (no copy), encode again on failure.
+            let entry = PutRecordsRequestEntry::builder().data(Blob::new(std::mem::take(&mut r.data))).partition_key(&r.key).build();
             entries.push(entry.map_err(|e| SluiceError::permanent("cannot build a Kinesis record").with_source(e))?);
         }
         let sent = client
@@ -104,11 +142,15 @@ impl KinesisSink {
             .map_err(|e| classify(e, &self.cfg, &format!("write records to Kinesis stream {}", self.cfg.stream)));
         let out = match sent {
             Ok(out) => out,
-            Err(e) => return Err(e),
+            Err(e) => {
+                self.restore(&call, &[])?;
+                return Err(e);
+            }
         };
         let results = out.records();
         if results.len() != call.len() {
             // Without a one-to-one answer nothing can be taken as acknowledged.
+            self.restore(&call, &[])?;
             return Err(SluiceError::transient(format!(
                 "Kinesis answered {} results for {} records sent to stream {}: sending them again",
                 results.len(),
@@ -117,6 +159,7 @@ impl KinesisSink {
             )));
         }
         let acked: Vec<bool> = results.iter().map(|r| r.error_code().is_none()).collect();
+        self.restore(&call, &acked)?;
         self.pending.settle(&call, &acked);
         let failed: Vec<&str> = results.iter().filter_map(|r| r.error_code()).collect();
         if failed.is_empty() {
@@ -131,7 +174,11 @@ impl KinesisSink {
                  retrying them in order; if it persists, add shards (aws kinesis update-shard-count)"
             ))
         } else {
-            SluiceError::transient(format!("Kinesis failed {} of {n} records to stream {stream} ({}): retrying them in order", failed.len(), failed[0]))
+            SluiceError::transient(format!(
+                "Kinesis failed {} of {n} records to stream {stream} ({}): retrying them in order",
+                failed.len(),
+                failed[0]
+            ))
         })
     }
 }
@@ -142,7 +189,8 @@ impl Sink for KinesisSink {
         NAME
     }
 
-    async fn open(&mut self, _committed: Option<Json>) -> Result<()> {
+    async fn open(&mut self, committed: Option<Json>) -> Result<()> {
+        self.committed_at_ms = committed.as_ref().and_then(|c| c.get("at_ms")).and_then(Json::as_i64);
         let c = client(&self.cfg).await;
         let ok = probe(&c, &self.cfg).await.map_err(|e| match e.kind {
             // At start an unreachable endpoint is a configuration problem far more often than
@@ -158,14 +206,24 @@ impl Sink for KinesisSink {
     }
 
     async fn write(&mut self, batch: &Batch) -> Result<()> {
-        for ev in &batch.events {
-            self.encode(ev)?;
+        for index in 0..batch.events.len() {
+            self.queue(batch, index)?;
         }
         Ok(())
     }
 
     fn mark(&self) -> Json {
-        json!({})
+        json!({ "at_ms": chrono::Utc::now().timestamp_millis() })
+    }
+
+    async fn high_water(&mut self) -> Result<Option<u64>> {
+        let (Some(at), Some(client)) = (self.committed_at_ms, &self.client) else { return Ok(None) };
+        let since = at - CLOCK_SKEW_MS;
+        let max = crate::tail::max_seq_since(client, &self.cfg, since)
+            .await
+            .map_err(|e| e.context("reading back what was sent before the last stop"))?;
+        debug!(sink = NAME, ?max, "read back the records sent since the last commit");
+        Ok(max)
     }
 
     fn wants_flush(&self) -> bool {
@@ -213,4 +271,34 @@ fn bounded(key: String) -> String {
     }
     let digest = Sha256::digest(key.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_core::schema::{Column, SqlType, TableId, TableSchema};
+    use sluice_core::value::Value;
+
+    use super::*;
+
+    fn schema(key: Vec<usize>) -> TableSchema {
+        let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true };
+        TableSchema {
+            id: TableId::new("shop", "orders"),
+            columns: vec![col("region", SqlType::Text), col("id", SqlType::Int { bits: 64, unsigned: false }), col("note", SqlType::Text)],
+            key,
+            configured_key: false,
+        }
+    }
+
+    #[test]
+    fn partition_keys_name_the_table_and_the_key_values() {
+        let s = schema(vec![0, 1]);
+        let row = vec![Value::Text("eu".into()), Value::Int(42), Value::Text("not in the key".into())];
+        assert_eq!(row_key(&s, &row), "shop.orders.eu|42");
+        assert_eq!(table_key(&s), "shop.orders");
+        let long = vec![Value::Text("x".repeat(300)), Value::Int(1), Value::Null];
+        let k = row_key(&s, &long);
+        assert_eq!(k.len(), 64, "over 256 characters: its SHA-256 in hex");
+        assert_eq!(k, row_key(&s, &long), "the same key every time");
+    }
 }

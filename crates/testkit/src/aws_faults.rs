@@ -177,8 +177,9 @@ async fn serve(client: TcpStream, upstream: SocketAddr, plan: Arc<Mutex<Plan>>, 
         if throttle {
             injected.throttled_calls.fetch_add(1, Ordering::Relaxed);
             let body = json!({"__type": "ProvisionedThroughputExceededException", "message": "Rate exceeded for shard (injected by the test proxy)"});
-            let resp = Message { head: "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n".into(), body: Vec::new() }
-                .with_body(body.to_string().into_bytes());
+            let resp =
+                Message { head: "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\n".into(), body: Vec::new() }
+                    .with_body(body.to_string().into_bytes());
             if resp.write(&mut ctx).await.is_err() {
                 return;
             }
@@ -205,7 +206,7 @@ async fn serve(client: TcpStream, upstream: SocketAddr, plan: Arc<Mutex<Plan>>, 
 fn drop_entries(req: &Message, every: u64) -> (Option<Message>, Vec<usize>) {
     let Ok(mut body) = serde_json::from_slice::<Json>(&req.body) else { return (None, Vec::new()) };
     let Some(records) = body.get_mut("Records").and_then(Json::as_array_mut) else { return (None, Vec::new()) };
-    let failed: Vec<usize> = (0..records.len()).filter(|i| (*i as u64 + 1) % every == 0).collect();
+    let failed: Vec<usize> = (0..records.len()).filter(|i| (*i as u64 + 1).is_multiple_of(every)).collect();
     if failed.is_empty() || failed.len() == records.len() {
         // Kinesis rejects an empty call: leave a call this short alone.
         return (None, Vec::new());
@@ -213,7 +214,7 @@ fn drop_entries(req: &Message, every: u64) -> (Option<Message>, Vec<usize>) {
     let mut i = 0;
     records.retain(|_| {
         i += 1;
-        (i as u64) % every != 0
+        !(i as u64).is_multiple_of(every)
     });
     (Some(req.with_body(body.to_string().into_bytes())), failed)
 }

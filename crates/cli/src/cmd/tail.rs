@@ -32,7 +32,8 @@ pub enum Format {
 /// What `tail` reads.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Source {
-    /// The events file when [sink.jsonl] writes one, else the lake's changelog tables.
+    /// The events file when [sink.jsonl] writes one, else the lake's changelog tables, else
+    /// the Kinesis stream.
     Auto,
     /// The [sink.jsonl] events file.
     Events,
@@ -66,8 +67,15 @@ pub struct TailArgs {
 
 pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
-    if matches!(args.source, Source::Kinesis | Source::Kafka) {
-        return tail_stream(&cfg, &args).await;
+    // `auto` reads a stream when it is the only sink that can be read back.
+    let no_file_or_lake = cfg.sink.jsonl.as_ref().is_none_or(|j| j.path == "-") && cfg.sink.lake.is_none();
+    let source = match args.source {
+        Source::Auto if no_file_or_lake && cfg.sink.kinesis.is_some() => Source::Kinesis,
+        Source::Auto if no_file_or_lake && cfg.sink.kafka.is_some() => Source::Kafka,
+        s => s,
+    };
+    if matches!(source, Source::Kinesis | Source::Kafka) {
+        return tail_stream(&cfg, &args, source).await;
     }
     let events_file = cfg.sink.jsonl.as_ref().filter(|j| j.path != "-");
     let use_lake = match args.source {
@@ -171,7 +179,7 @@ async fn tail_lake(cfg: &Config, args: &TailArgs, out: &mut impl Write) -> anyho
 }
 
 /// Reads every shard of the [sink.kinesis] stream or every partition of the [sink.kafka] topics.
-async fn tail_stream(cfg: &Config, args: &TailArgs) -> anyhow::Result<ExitCode> {
+async fn tail_stream(cfg: &Config, args: &TailArgs, source: Source) -> anyhow::Result<ExitCode> {
     let opts = TailOptions {
         latest: args.from == From::Latest,
         limit: args.limit,
@@ -181,7 +189,7 @@ async fn tail_stream(cfg: &Config, args: &TailArgs) -> anyhow::Result<ExitCode> 
     };
     let mut out = BufWriter::new(std::io::stdout());
     let printing = async {
-        match args.source {
+        match source {
             Source::Kinesis => {
                 let Some(k) = &cfg.sink.kinesis else {
                     bail!("`tail --source kinesis` reads the [sink.kinesis] stream, and the config has none: add [sink.kinesis] stream = \"...\" and region = \"...\"");

@@ -107,3 +107,38 @@ fn mask_rules_are_validated() {
     assert_eq!(cfg.mask[0].keep, Some(2));
     assert_eq!(cfg.detect.unwrap().entities.len(), 6);
 }
+
+const KINESIS: &str = "\n[sink.kinesis]\nstream = \"cdc-users\"\nregion = \"us-east-1\"\n";
+
+#[test]
+#[allow(clippy::unwrap_used)]
+fn kinesis_defaults_to_dms_partitioned_by_primary_key() {
+    let cfg = parse_with_env(&format!("{GOOD}{KINESIS}")).unwrap();
+    let k = cfg.sink.kinesis.as_ref().unwrap();
+    assert_eq!(k.format, sluice_core::config::EventFormat::Dms);
+    assert_eq!(k.partition_key, sluice_kinesis::PartitionKey::PrimaryKey);
+    assert!(k.before_image && k.endpoint.is_none());
+    assert_eq!(k.flush_interval.0, Duration::from_millis(100));
+    let names: Vec<&str> = cfg.sink.configured().iter().map(|s| s.name()).collect();
+    assert_eq!(names, ["jsonl", "kinesis"]);
+}
+
+#[test]
+fn kinesis_bad_values_are_named() {
+    for (from, to, want) in [
+        ("stream = \"cdc-users\"", "stream = \"cdc users\"", "is not a Kinesis stream name"),
+        ("region = \"us-east-1\"", "region = \"\"", "region is empty"),
+        ("region = \"us-east-1\"", "region = \"us-east-1\"\nendpoint = \"127.0.0.1:4566\"", "must be a URL starting with http://"),
+        (
+            "region = \"us-east-1\"",
+            "region = \"us-east-1\"\npartition_key = \"id\"",
+            "unknown variant `id`, expected `primary-key` or `schema-table`",
+        ),
+        ("region = \"us-east-1\"", "region = \"us-east-1\"\nformat = \"avro\"", "unknown variant `avro`"),
+        ("region = \"us-east-1\"", "region = \"us-east-1\"\nshards = 2", "unknown field `shards`"),
+    ] {
+        let text = format!("{GOOD}{}", KINESIS.replace(from, to));
+        let err = parse_with_env(&text).unwrap_err().0;
+        assert!(err.contains(want), "{to}: {err}");
+    }
+}

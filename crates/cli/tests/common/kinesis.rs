@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::Value as Json;
 
 use super::moto::{python_bin, Moto};
-use super::workload::{cols, first_by_seq, key_of, Table};
+use super::workload::{cols, first_by_seq, first_copies, key_of, Table};
 
 /// The `[sink.kinesis]` section for `stream` at `endpoint`, sent every 100 ms.
 pub fn section(endpoint: &str, stream: &str) -> String {
@@ -17,8 +17,12 @@ pub fn section(endpoint: &str, stream: &str) -> String {
 }
 
 /// Dummy credentials (moto takes any) and no instance metadata lookups, for sluice and boto3.
-pub const AWS_ENV: [(&str, &str); 4] =
-    [("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s"), ("AWS_EC2_METADATA_DISABLED", "true"), ("AWS_DEFAULT_REGION", "us-east-1")];
+pub const AWS_ENV: [(&str, &str); 4] = [
+    ("AWS_ACCESS_KEY_ID", "k"),
+    ("AWS_SECRET_ACCESS_KEY", "s"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_DEFAULT_REGION", "us-east-1"),
+];
 
 impl Moto {
     /// Creates a stream with `shards` shards and waits until it is ACTIVE.
@@ -53,15 +57,25 @@ impl StreamRecord {
 }
 
 /// Every record of `stream` at `endpoint`, shard by shard in shard order, read by the example
-/// consumer.
+/// consumer. moto's Kinesis is not thread-safe: a read while sluice writes can get an HTTP 500
+/// (never a silently short answer), so a failed read is read again.
 pub fn read_stream(endpoint: &str, stream: &str) -> Vec<StreamRecord> {
     let py = format!("{}/python", python_bin());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/kinesis_consumer.py");
-    let out = Command::new(py)
-        .args([script, "--stream", stream, "--endpoint", endpoint, "--with-keys"])
-        .envs(AWS_ENV)
-        .output()
-        .expect("run the example consumer");
+    let run = || {
+        Command::new(&py)
+            .args([script, "--stream", stream, "--endpoint", endpoint, "--with-keys"])
+            .envs(AWS_ENV)
+            .output()
+            .expect("run the example consumer")
+    };
+    let mut out = run();
+    for _ in 0..4 {
+        if out.status.success() {
+            break;
+        }
+        out = run();
+    }
     assert!(out.status.success(), "examples/kinesis_consumer.py failed: {}", String::from_utf8_lossy(&out.stderr));
     super::parse_lines(&String::from_utf8_lossy(&out.stdout))
         .into_iter()
@@ -78,6 +92,12 @@ pub fn read_stream(endpoint: &str, stream: &str) -> Vec<StreamRecord> {
 /// `seq` order; panics unless their seqs are exactly 0..n.
 pub fn dedup_by_seq(records: &[StreamRecord]) -> Vec<&StreamRecord> {
     first_by_seq(records.iter().filter(|r| !r.is_control()), StreamRecord::seq, |r| &r.text)
+}
+
+/// The data records deduplicated by `seq`, in `seq` order; panics if one `seq` was sent with
+/// two different contents.
+pub fn unique_by_seq(records: &[StreamRecord]) -> Vec<&StreamRecord> {
+    first_copies(records.iter().filter(|r| !r.is_control()), StreamRecord::seq, |r| &r.text)
 }
 
 /// DMS data records applied in `seq` order give the table (`shop.acct`).

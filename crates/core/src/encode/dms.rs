@@ -21,10 +21,11 @@ pub fn dms(ev: &ChangeEvent) -> Json {
     dms_keyed(ev, !ev.schema.key.is_empty())
 }
 
-/// [`dms`], with `before-image` on updates only when `before_image` (DMS's
-/// `BeforeImageSettings.EnableBeforeImage`).
-pub fn dms_with(ev: &ChangeEvent, before_image: bool) -> Json {
-    let mut j = dms(ev);
+/// [`dms_keyed`], with `before-image` on updates only when `before_image` (DMS's
+/// `BeforeImageSettings.EnableBeforeImage`). A stream partitioned by table passes `keyed =
+/// false`: `partition-key-type` says how the stream is partitioned.
+pub fn dms_with(ev: &ChangeEvent, keyed: bool, before_image: bool) -> Json {
+    let mut j = dms_keyed(ev, keyed);
     if !before_image {
         if let Some(m) = j.as_object_mut() {
             m.remove("before-image");

@@ -142,9 +142,10 @@ fn dms_golden_data_records() {
         (Op::Update, serde_json::json!({"data": {"id": 2, "email": null}, "metadata": meta("update")})),
     ];
     for (op, want) in cases {
-        assert_eq!(dms_with(&event(op), false), want, "{op:?}");
+        assert_eq!(dms_with(&event(op), true, false), want, "{op:?}");
     }
-    assert!(dms_with(&event(Op::Update), true).get("before-image").is_some());
+    assert!(dms_with(&event(Op::Update), true, true).get("before-image").is_some());
+    assert_eq!(dms_with(&event(Op::Insert), false, true)["metadata"]["partition-key-type"], "schema-table");
 }
 
 fn schema_of(columns: Vec<Column>, key: Vec<usize>) -> crate::schema::SchemaRef {
@@ -201,7 +202,8 @@ fn dms_golden_create_table() {
 /// One control record per DDL kind, each with the definition after it.
 #[test]
 fn dms_golden_alter_records_follow_the_tracker() {
-    let base = vec![col("id", SqlType::Int { bits: 32, unsigned: false }, false), col("v", SqlType::Int { bits: 32, unsigned: false }, true)];
+    let base =
+        vec![col("id", SqlType::Int { bits: 32, unsigned: false }, false), col("v", SqlType::Int { bits: 32, unsigned: false }, true)];
     let mut tracker = SchemaTracker::default();
     let s0 = schema_of(base.clone(), vec![0]);
     assert_eq!(tracker.observe(&s0), Some(SchemaChange::CreateTable));
