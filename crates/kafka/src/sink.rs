@@ -58,7 +58,9 @@ impl Record {
 /// drops the producer: the records from the first one not acknowledged on are sent again by a
 /// new producer, so per partition what arrives twice is a contiguous run in its original order.
 /// After a crash the records after the last committed checkpoint are sent again, identical (the
-/// encoding depends only on the event), so the mark is empty and `open` takes nothing back.
+/// encoding depends only on the event); nothing can be taken back. The mark is the time it was
+/// taken: [`Sink::high_water`] reads what was produced since the last committed one, so a `seq`
+/// never names two different changes on the topics.
 pub struct KafkaSink {
     cfg: KafkaConfig,
     producer: Option<FutureProducer>,
@@ -73,7 +75,14 @@ pub struct KafkaSink {
     /// How long one flush waits for delivery reports before it reports a failure.
     wait: Duration,
     last_heartbeat: Option<Instant>,
+    /// After a restart: when the last committed mark was taken (epoch ms). Everything sent past
+    /// that commit was produced after it.
+    committed_at_ms: Option<i64>,
 }
+
+/// Clock difference allowed between the mark and the records' create times (one host's clock,
+/// but the mark is taken before the records of its barrier are handed over).
+const CLOCK_SKEW_MS: i64 = 5_000;
 
 impl KafkaSink {
     pub fn new(cfg: KafkaConfig) -> Self {
@@ -89,6 +98,7 @@ impl KafkaSink {
             tables: SchemaTracker::default(),
             wait,
             last_heartbeat: None,
+            committed_at_ms: None,
         }
     }
 
@@ -117,7 +127,8 @@ impl KafkaSink {
         let topic = self.topic(&ev.schema.id);
         let key = row_key(&ev.schema, ev.row());
         let value = match self.cfg.format {
-            EventFormat::Dms => to_json(&dms_with(ev, self.cfg.before_image))?,
+            // Kafka partitions by key where there is one.
+            EventFormat::Dms => to_json(&dms_with(ev, !ev.schema.key.is_empty(), self.cfg.before_image))?,
             // The commit time, not the time of sending: a record sent again after a crash is
             // identical to the first.
             EventFormat::Debezium => to_json(&debezium(ev, ev.ts_ms))?,
@@ -143,7 +154,7 @@ impl KafkaSink {
             return;
         }
         self.last_heartbeat = Some(Instant::now());
-        let (key, value) = heartbeat(&self.cfg.topic_prefix, chrono_now_ms());
+        let (key, value) = heartbeat(&self.cfg.topic_prefix, now_ms());
         self.push(Arc::from(self.cfg.heartbeat_topic()), Some(key), Some(value), None);
     }
 
@@ -226,7 +237,7 @@ impl KafkaSink {
     }
 }
 
-fn chrono_now_ms() -> i64 {
+fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
@@ -236,7 +247,8 @@ impl Sink for KafkaSink {
         NAME
     }
 
-    async fn open(&mut self, _committed: Option<Json>) -> Result<()> {
+    async fn open(&mut self, committed: Option<Json>) -> Result<()> {
+        self.committed_at_ms = committed.as_ref().and_then(|c| c.get("at_ms")).and_then(Json::as_i64);
         let p = self.producer()?;
         let ok = probe(producer_metadata(&p, METADATA_TIMEOUT), &self.cfg).await.map_err(|e| match e.kind {
             // At start unreachable brokers are a configuration problem far more often than an
@@ -258,7 +270,16 @@ impl Sink for KafkaSink {
     }
 
     fn mark(&self) -> Json {
-        json!({})
+        json!({ "at_ms": now_ms() })
+    }
+
+    /// A source that cannot replay exactly (a resumed snapshot) numbers its changes above what
+    /// consumers may have seen: the records produced since the last committed mark, read back.
+    async fn high_water(&mut self) -> Result<Option<u64>> {
+        let Some(at) = self.committed_at_ms else { return Ok(None) };
+        let max = crate::tail::max_seq_since(&self.cfg, at - CLOCK_SKEW_MS).await?;
+        debug!(sink = NAME, ?max, "read back the records sent since the last commit");
+        Ok(max)
     }
 
     fn wants_flush(&self) -> bool {

@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use sluice_core::config::TablePattern;
 use sluice_core::tailing::{print_round, seq_order, LineFilter, TailOptions};
+use sluice_core::SluiceError;
 
 use crate::client::{base_config, classify, config_error, probe, METADATA_TIMEOUT};
 use crate::config::KafkaConfig;
@@ -173,4 +175,72 @@ async fn poll_round(
         }
     }
     Ok((round, idle))
+}
+
+/// The highest change `seq` among the records that arrived at or after `since_ms` (epoch ms,
+/// the records' create time) on the topics of `cfg`: what a sink restarting after a crash may
+/// have sent past its last commit. Read from the `seq` header of every record since then.
+pub(crate) async fn max_seq_since(cfg: &KafkaConfig, since_ms: i64) -> Result<Option<u64>, SluiceError> {
+    let mut conf = base_config(cfg);
+    conf.set("group.id", "sluice-read-back").set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
+    let consumer: BaseConsumer = conf.create().map_err(|e| config_error(e, cfg))?;
+    let prefix = cfg.topic_prefix.clone();
+    let what = "read back what was sent before the last stop";
+    let read = tokio::task::spawn_blocking(move || -> rdkafka::error::KafkaResult<Option<u64>> {
+        let meta = consumer.fetch_metadata(None, METADATA_TIMEOUT)?;
+        let mut at = TopicPartitionList::new();
+        for t in meta.topics().iter().filter(|t| t.name() == prefix || t.name().starts_with(&format!("{prefix}."))) {
+            for p in t.partitions() {
+                at.add_partition_offset(t.name(), p.id(), Offset::Offset(since_ms))?;
+            }
+        }
+        if at.count() == 0 {
+            return Ok(None);
+        }
+        // The first offset at or after the time, per partition (`End`: nothing since).
+        let from = consumer.offsets_for_times(at, METADATA_TIMEOUT)?;
+        let mut assign = TopicPartitionList::new();
+        let mut left: HashSet<(String, i32)> = HashSet::new();
+        for e in from.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                assign.add_partition_offset(e.topic(), e.partition(), Offset::Offset(o))?;
+                left.insert((e.topic().to_string(), e.partition()));
+            }
+        }
+        let mut ends = HashMap::new();
+        for (t, p) in std::mem::take(&mut left) {
+            let end = consumer.fetch_watermarks(&t, p, METADATA_TIMEOUT)?.1;
+            let start = from.find_partition(&t, p).and_then(|e| e.offset().to_raw()).unwrap_or(0);
+            // A partition with nothing since need not be waited for (it is read all the same).
+            if start < end {
+                left.insert((t.clone(), p));
+            }
+            ends.insert((t, p), end);
+        }
+        consumer.assign(&assign)?;
+        let mut max = None;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        // Until every partition reached its end, then a quiet moment (some brokers report ends
+        // behind their last batch).
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline && (!left.is_empty() || quiet_since.elapsed() < QUIET * 10) {
+            let Some(m) = consumer.poll(QUIET) else { continue };
+            let m = m?;
+            quiet_since = Instant::now();
+            let key = (m.topic().to_string(), m.partition());
+            if ends.get(&key).is_some_and(|end| m.offset() + 1 >= *end) {
+                left.remove(&key);
+            }
+            let seq = m.headers().and_then(|h| h.iter().find(|h| h.key == crate::SEQ_HEADER).and_then(|h| h.value));
+            if let Some(seq) = seq.and_then(|v| std::str::from_utf8(v).ok()).and_then(|s| s.parse::<u64>().ok()) {
+                max = max.max(Some(seq));
+            }
+        }
+        if !left.is_empty() {
+            return Err(rdkafka::error::KafkaError::MessageConsumption(rdkafka::types::RDKafkaErrorCode::OperationTimedOut));
+        }
+        Ok(max)
+    });
+    let read = read.await.map_err(|e| SluiceError::permanent("reading back the Kafka topics did not finish").with_source(e))?;
+    read.map_err(|e| classify(e, cfg, what))
 }

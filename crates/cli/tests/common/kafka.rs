@@ -13,7 +13,7 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value as Json;
 
 use super::moto::python_bin;
-use super::workload::{cols, first_by_seq, key_of, Table};
+use super::workload::{cols, first_by_seq, first_copies, key_of, Table};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/tansu-server.sh");
 
@@ -164,6 +164,12 @@ pub fn dedup_by_seq<'a>(records: &'a [KafkaRecord], prefix: &str) -> Vec<&'a Kaf
     let changes = records.iter().filter(|r| r.value.is_some() && r.topic != prefix);
     let changes = changes.inspect(|r| assert_eq!(r.seq_header, Some(r.seq()), "the seq header differs from the value's seq"));
     first_by_seq(changes, KafkaRecord::seq, |r| &r.text)
+}
+
+/// The change records deduplicated by `seq`, in `seq` order; panics if one `seq` was sent with
+/// two different contents.
+pub fn unique_by_seq<'a>(records: &'a [KafkaRecord], prefix: &str) -> Vec<&'a KafkaRecord> {
+    first_copies(records.iter().filter(|r| r.value.is_some() && r.topic != prefix), KafkaRecord::seq, |r| &r.text)
 }
 
 /// Debezium change records applied in `seq` order give the table (`shop.acct`).
