@@ -153,7 +153,7 @@ async fn throttling_and_partial_failures_lose_nothing_and_keep_key_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_a_workload_loses_nothing_and_resends_identical_records() {
     let (moto, db, w) = stream_and_table("crashy", 5_000).await;
-    let txs = common::kill_9_loop(&w, &db, 21).await;
+    let txs = common::kill_9_loop(&w, &db, 21, 300..1500).await;
     let records = read_stream(&moto.endpoint(), "crashy");
     let data = dedup_by_seq(&records);
     let resent = records.iter().filter(|r| !r.is_control()).count() - data.len();

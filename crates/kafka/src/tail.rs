@@ -223,7 +223,7 @@ pub(crate) async fn max_seq_since(cfg: &KafkaConfig, since_ms: i64) -> Result<Op
         // Until every partition reached its end, then a quiet moment (some brokers report ends
         // behind their last batch).
         let mut quiet_since = Instant::now();
-        while Instant::now() < deadline && (!left.is_empty() || quiet_since.elapsed() < QUIET * 10) {
+        while Instant::now() < deadline && (!left.is_empty() || quiet_since.elapsed() < QUIET * 3) {
             let Some(m) = consumer.poll(QUIET) else { continue };
             let m = m?;
             quiet_since = Instant::now();
