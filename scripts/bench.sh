@@ -69,8 +69,7 @@ export SLUICE_DB_PASSWORD=sluice
 MARIADBD_PID=$(cat "$WORK/db/pid")
 say "MariaDB on 127.0.0.1:$PORT (pid $MARIADBD_PID)"
 
-# A sluice.toml in DIR capturing TABLE. $3: snapshot mode; $4: sinks (lake | jsonl | lake+jsonl; anything
-# else: only what $5 configures); $5: extra TOML.
+# A sluice.toml in DIR capturing TABLE. $3: snapshot mode; $4: sinks (lake | jsonl | lake+jsonl); $5: extra TOML.
 write_config() {
   local dir=$1 table=$2 mode=$3 sinks=$4 extra=${5:-}
   mkdir -p "$dir"
@@ -325,41 +324,12 @@ say "kinesis (moto): full load of small.users, boto3 baseline, latency"
 SLUICE="$SLUICE" PORT="$PORT" OUT="$OUT" WORK="$WORK" ROWS_SMALL="$ROWS_SMALL" LAT_SECS="$LAT_SECS" \
   scripts/bench/kinesis.sh 2>&1 | while IFS= read -r line; do say "$line"; done \
   || say "kinesis steps failed (see $OUT/kinesis_*.log)"
-# 8. Kafka: a full load of bench.users into Kafka alone (tansu, a Kafka-compatible broker, from
-# scripts/tansu-server.sh), against librdkafka alone (`sluice-bench produce`: the same vendored
-# build and guarantees, idempotent, acks=all) producing the same records (sluice's, read back with
-# `sluice tail --source kafka`) to another topic, in the same run. Not kcat: Debian's kcat
-# (librdkafka 2.0.2) fails tansu's ApiVersions answer.
-kafka_step() {
-  local dir="$WORK/kafka" kdir="$WORK/tansu" kport n
-  kport=$(SLUICE_TEST_OWNER_PID=$$ scripts/tansu-server.sh start "$kdir" 2>"$OUT/tansu.log" | sed -n 's/^port=//p')
-  [[ -n "$kport" ]] || { skip kafka_sluice "tansu did not start: $(tail -1 "$OUT/tansu.log")"; return 0; }
-  write_config "$dir" bench.users initial kafka "[sink.kafka]
-brokers = \"127.0.0.1:$kport\"
-topic_prefix = \"bench\""
-  say "kafka: full load of bench.users ($ROWS_BIG rows) into tansu"
-  if "${MEASURE[@]}" "$OUT/kafka_sluice.json" -- "$SLUICE" run -c "$dir/sluice.toml" --once >/dev/null 2>"$OUT/kafka_sluice.log"; then
-    # The change records as stored (the schema-change record left out), one per line.
-    "$SLUICE" tail -c "$dir/sluice.toml" --source kafka --no-follow --table bench.users 2>>"$OUT/kafka_sluice.log" \
-      | grep -v '"tableChanges"' >"$WORK/kafka.jsonl" || true
-    n=$(wc -l <"$WORK/kafka.jsonl")
-    J set "$OUT/kafka_sluice.json" rows "$n"
-    say "  $(J fmt "$OUT/kafka_sluice.json" '{wall_s:.2f} s, peak RSS {maxrss_kb} kB'); $n records read back"
-    say "baseline: librdkafka alone producing the same $n records (idempotent, acks=all)"
-    if "${MEASURE[@]}" "$OUT/kafka_produce.json" -- "$BENCH" produce --brokers "127.0.0.1:$kport" --topic bench.baseline \
-      --file "$WORK/kafka.jsonl" >"$OUT/kafka_produce_out.json" 2>"$OUT/kafka_produce.log"; then
-      J set "$OUT/kafka_produce.json" rows "$n"
-      say "  $(J fmt "$OUT/kafka_produce.json" '{wall_s:.2f} s')"
-    else
-      rm -f "$OUT/kafka_produce.json"; skip kafka_produce "sluice-bench produce failed: $(tail -1 "$OUT/kafka_produce.log")"
-    fi
-  else
-    rm -f "$OUT/kafka_sluice.json"; skip kafka_sluice "sluice run failed: $(grep -m1 -i 'error' "$OUT/kafka_sluice.log" || tail -1 "$OUT/kafka_sluice.log")"
-  fi
-  scripts/tansu-server.sh stop "$kdir" || true
-  rm -rf "$dir" "$WORK/kafka.jsonl"
-}
-kafka_step
+# 8. Kafka (tansu): full load rows/s against librdkafka alone producing the same records
+# (scripts/bench/kafka.sh).
+say "kafka (tansu): full load of bench.users, librdkafka baseline"
+SLUICE="$SLUICE" BENCH="$BENCH" PORT="$PORT" OUT="$OUT" WORK="$WORK" TABLE=bench.users ROWS="$ROWS_BIG" \
+  scripts/bench/kafka.sh 2>&1 | while IFS= read -r line; do say "$line"; done \
+  || say "kafka steps failed (see $OUT/kafka_*.log)"
 
 # ---------------------------------------------------------------------------------------------
 say "done in $(($(date +%s) - T0)) s"
