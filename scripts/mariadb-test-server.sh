@@ -128,8 +128,11 @@ start_server() {
   dir=$(cd "$dir" && pwd) # absolute: mariadbd resolves relative paths against datadir
   [[ -e "$dir/data" ]] && die "$dir/data already exists"
 
+  # Its bootstrap server gets the private tmpdir too: at start a mariadbd deletes the #sql* files of
+  # its tmpdir, which broke another bootstrap running at the same moment in /tmp.
+  mkdir -p "$dir/tmp"
   if ! mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=normal \
-    --skip-test-db --user=root >"$dir/install.log" 2>&1; then
+    --skip-test-db --user=root --tmpdir="$dir/tmp" >"$dir/install.log" 2>&1; then
     cat "$dir/install.log" >&2
     die "mariadb-install-db failed"
   fi

@@ -63,6 +63,13 @@ pub trait Sink: Send {
     fn wants_flush(&self) -> bool {
         false
     }
+    /// After a failed `flush`: whether it made part of what it holds durable before failing
+    /// (some records of a stream acknowledged, others throttled). The retry budget then starts
+    /// again: a sink draining a backlog under throttling is not stopped while it progresses.
+    /// Reading it clears it.
+    fn take_progress(&mut self) -> bool {
+        false
+    }
     /// After `open`: the highest `seq` this sink holds that `open` could not take back (a
     /// Delta commit is permanent), if any. A source that cannot replay exactly (a resumed
     /// snapshot reads again at a new point) numbers its events above it, so no new change is

@@ -1,6 +1,6 @@
 //! Keys and the records that are not changes (schema changes, heartbeats), in Debezium's
 //! shapes. Change values themselves are core's encoders ([`sluice_core::encode`]).
-use serde_json::{json, Map, Value as Json};
+use serde_json::{json, Value as Json};
 use sluice_core::encode::{debezium_source, dms_control, SchemaChange};
 use sluice_core::event::ChangeEvent;
 use sluice_core::schema::{SqlType, TableSchema};
@@ -9,14 +9,19 @@ use sluice_core::value::Row;
 /// The record key of a row: its key columns as a JSON object (`{"id":42}`), as Debezium's JSON
 /// converter writes it without schemas. `None` for a table without a key: Debezium's null key.
 pub fn row_key(schema: &TableSchema, row: &Row) -> Option<Vec<u8>> {
+    use serde::ser::{SerializeMap, Serializer};
     if schema.key.is_empty() {
         return None;
     }
-    let mut m = Map::with_capacity(schema.key.len());
+    // Written straight into the key's bytes: no map, no copy of the column names.
+    let mut buf = Vec::with_capacity(16 * schema.key.len());
+    let mut ser = serde_json::Serializer::new(&mut buf);
+    let mut map = ser.serialize_map(Some(schema.key.len())).ok()?;
     for &i in &schema.key {
-        m.insert(schema.columns[i].name.clone(), row[i].to_json());
+        map.serialize_entry(&schema.columns[i].name, &row[i].to_json()).ok()?;
     }
-    serde_json::to_vec(&Json::Object(m)).ok()
+    map.end().ok()?;
+    Some(buf)
 }
 
 /// The key of a schema-change record (Debezium: the database name).

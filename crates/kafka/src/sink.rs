@@ -78,6 +78,8 @@ pub struct KafkaSink {
     /// After a restart: when the last committed mark was taken (epoch ms). Everything sent past
     /// that commit was produced after it.
     committed_at_ms: Option<i64>,
+    /// Records were acknowledged since the last failed flush (see [`Sink::take_progress`]).
+    progressed: bool,
 }
 
 /// Clock difference allowed between the mark and the records' create times (one host's clock,
@@ -99,6 +101,7 @@ impl KafkaSink {
             wait,
             last_heartbeat: None,
             committed_at_ms: None,
+            progressed: false,
         }
     }
 
@@ -177,6 +180,7 @@ impl KafkaSink {
                 if let Some(r) = self.pending.pop_front() {
                     self.bytes -= r.size();
                 }
+                self.progressed = true;
                 Ok(())
             }
             Ok(Ok(Err((e, _message)))) => Err(self.restart(e, 0)),
@@ -282,11 +286,17 @@ impl Sink for KafkaSink {
         Ok(max)
     }
 
+    fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.progressed)
+    }
+
     fn wants_flush(&self) -> bool {
         self.pending.len() >= FLUSH_RECORDS || self.bytes >= FLUSH_BYTES
     }
 
     async fn flush(&mut self) -> Result<()> {
+        // Progress is what this flush acknowledges.
+        self.progressed = false;
         self.heartbeat_if_due();
         if self.pending.is_empty() {
             return Ok(());

@@ -42,6 +42,8 @@ pub struct KinesisSink {
     /// After a restart: when the last committed mark was taken (epoch ms). Everything sent
     /// past that commit arrived after it.
     committed_at_ms: Option<i64>,
+    /// Records were acknowledged since the last failed flush (see [`Sink::take_progress`]).
+    progressed: bool,
 }
 
 /// Clock difference allowed between this host and the service's arrival timestamps.
@@ -49,7 +51,7 @@ const CLOCK_SKEW_MS: i64 = 5_000;
 
 impl KinesisSink {
     pub fn new(cfg: KinesisConfig) -> Self {
-        Self { cfg, client: None, pending: Pending::default(), tables: SchemaTracker::default(), committed_at_ms: None }
+        Self { cfg, client: None, pending: Pending::default(), tables: SchemaTracker::default(), committed_at_ms: None, progressed: false }
     }
 
     /// Whether `ev`'s record is partitioned by its row's key (else by its table).
@@ -161,6 +163,7 @@ impl KinesisSink {
         let acked: Vec<bool> = results.iter().map(|r| r.error_code().is_none()).collect();
         self.restore(&call, &acked)?;
         self.pending.settle(&call, &acked);
+        self.progressed |= acked.iter().any(|a| *a);
         let failed: Vec<&str> = results.iter().filter_map(|r| r.error_code()).collect();
         if failed.is_empty() {
             return Ok(());
@@ -226,6 +229,10 @@ impl Sink for KinesisSink {
         Ok(max)
     }
 
+    fn take_progress(&mut self) -> bool {
+        std::mem::take(&mut self.progressed)
+    }
+
     fn wants_flush(&self) -> bool {
         self.pending.len() >= MAX_RECORDS_PER_CALL || self.pending.bytes() >= MAX_CALL_BYTES
     }
@@ -234,6 +241,7 @@ impl Sink for KinesisSink {
         let Some(client) = self.client.clone() else {
             return Err(SluiceError::permanent("the kinesis sink was flushed before it was opened"));
         };
+        self.progressed = false;
         let mut calls = 0;
         while !self.pending.is_empty() {
             self.send_one(&client).await?;

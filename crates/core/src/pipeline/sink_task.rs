@@ -116,6 +116,10 @@ impl SinkTask {
                 *st.errors.entry(err.kind.label().to_string()).or_default() += 1;
             }
             let text = err.chain();
+            if self.sink.take_progress() {
+                // Part of it is durable now: a new budget for the rest.
+                retry.succeeded();
+            }
             let delay = retry.next(err).map_err(|e| e.context(format!("sink {}", self.sink.name())))?;
             warn!(sink = self.sink.name(), attempt = retry.attempts(), retry_in_ms = delay.as_millis() as u64, error = %text, "sink failed; retrying");
             tokio::time::sleep(delay).await;

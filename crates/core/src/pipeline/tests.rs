@@ -200,7 +200,7 @@ async fn a_sink_that_keeps_failing_stops_the_pipeline_at_what_every_sink_holds()
     let (good, good_held) = TestSink::new("good");
     let (bad, bad_held) = TestSink::new("bad");
     // The first flush (the fresh start's checkpoint) works; every later one fails.
-    let bad = FailAfter { inner: bad, ok: 1 };
+    let bad = FailAfter { inner: bad, ok: 1, fail_first: 0, progressed: None };
     let p = Pipeline {
         sinks: vec![spec(good, Duration::from_secs(5)), SinkSpec::new(Box::new(bad), Duration::from_millis(5), Duration::from_millis(300))],
         ..pipeline(dir.path(), Vec::new())
@@ -217,10 +217,14 @@ async fn a_sink_that_keeps_failing_stops_the_pipeline_at_what_every_sink_holds()
     assert_eq!(state.durable["bad"], 0);
 }
 
-/// A sink whose flushes work `ok` times, then fail for good.
+/// A sink whose first `fail_first` flushes fail, then `ok` work, then every one fails. With
+/// `progressed` set, each failure made part of its data durable first (a stream with some
+/// records throttled) and says so.
 struct FailAfter {
     inner: TestSink,
     ok: usize,
+    fail_first: usize,
+    progressed: Option<bool>,
 }
 
 #[async_trait]
@@ -238,10 +242,34 @@ impl Sink for FailAfter {
         self.inner.mark()
     }
     async fn flush(&mut self) -> Result<()> {
+        if self.fail_first > 0 {
+            self.fail_first -= 1;
+            if let Some(p) = &mut self.progressed {
+                *p = true;
+            }
+            return Err(SluiceError::exhausted("throttled"));
+        }
         if self.ok == 0 {
             return Err(SluiceError::exhausted("the disk is full"));
         }
         self.ok -= 1;
         self.inner.flush().await
     }
+    fn take_progress(&mut self) -> bool {
+        self.progressed.as_mut().is_some_and(std::mem::take)
+    }
+}
+
+/// Failures that each made progress renew the retry budget: ten of them, a second or more
+/// of backoff in all, never exhaust a 300 ms `retry_for`.
+#[tokio::test]
+async fn failures_that_make_progress_do_not_use_up_the_retry_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inner, held) = TestSink::new("stream");
+    let sink = FailAfter { inner, ok: usize::MAX, fail_first: 10, progressed: Some(false) };
+    let p = pipeline(dir.path(), vec![SinkSpec::new(Box::new(sink), Duration::from_millis(5), Duration::from_millis(300))]);
+    let started = std::time::Instant::now();
+    assert_eq!(p.run(std::future::pending()).await.unwrap(), Stopped::CaughtUp);
+    assert!(started.elapsed() > Duration::from_millis(300), "the failures outlasted the budget");
+    assert_eq!(held.lock().unwrap().durable, all_seqs());
 }
