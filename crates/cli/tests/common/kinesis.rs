@@ -3,13 +3,13 @@
 //! records into rows.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::process::Command;
 
 use serde_json::Value as Json;
 
 use super::moto::{python_bin, Moto};
-use super::workload::{cols, key_of, Table};
+use super::workload::{cols, first_by_seq, first_copies, key_of, Table};
 
 /// The `[sink.kinesis]` section for `stream` at `endpoint`, sent every 100 ms.
 pub fn section(endpoint: &str, stream: &str) -> String {
@@ -91,25 +91,13 @@ pub fn read_stream(endpoint: &str, stream: &str) -> Vec<StreamRecord> {
 /// The data records deduplicated by `seq` (a resend must be identical to the first copy), in
 /// `seq` order; panics unless their seqs are exactly 0..n.
 pub fn dedup_by_seq(records: &[StreamRecord]) -> Vec<&StreamRecord> {
-    let data = unique_by_seq(records);
-    let n = data.len() as u64;
-    let seqs: Vec<u64> = data.iter().map(|r| r.seq()).collect();
-    assert!(seqs.iter().copied().eq(0..n), "data seqs are not 0..{n}: first gap after {:?}", seqs.windows(2).find(|w| w[1] != w[0] + 1));
-    data
+    first_by_seq(records.iter().filter(|r| !r.is_control()), StreamRecord::seq, |r| &r.text)
 }
 
 /// The data records deduplicated by `seq`, in `seq` order; panics if one `seq` was sent with
 /// two different contents.
 pub fn unique_by_seq(records: &[StreamRecord]) -> Vec<&StreamRecord> {
-    let mut first: BTreeMap<u64, &StreamRecord> = BTreeMap::new();
-    for r in records.iter().filter(|r| !r.is_control()) {
-        if let Some(seen) = first.get(&r.seq()) {
-            assert_eq!(seen.text, r.text, "seq {} was sent twice, differently", r.seq());
-        } else {
-            first.insert(r.seq(), r);
-        }
-    }
-    first.into_values().collect()
+    first_copies(records.iter().filter(|r| !r.is_control()), StreamRecord::seq, |r| &r.text)
 }
 
 /// DMS data records applied in `seq` order give the table (`shop.acct`).

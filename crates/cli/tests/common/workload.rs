@@ -98,3 +98,27 @@ pub async fn seed_table(db: &MariaDb, rows: i64) {
         db.exec(&format!("INSERT INTO shop.acct VALUES {}", values.join(","))).await;
     }
 }
+
+/// Stream records deduplicated by `seq` (a record sent again must be identical to its first copy,
+/// compared by `text`), in `seq` order.
+pub fn first_copies<'a, R>(records: impl Iterator<Item = &'a R>, seq: impl Fn(&R) -> u64, text: impl Fn(&R) -> &str) -> Vec<&'a R> {
+    let mut first: BTreeMap<u64, &R> = BTreeMap::new();
+    for r in records {
+        match first.get(&seq(r)) {
+            Some(seen) => assert_eq!(text(seen), text(r), "seq {} was sent twice, differently", seq(r)),
+            None => {
+                first.insert(seq(r), r);
+            }
+        }
+    }
+    first.into_values().collect()
+}
+
+/// [`first_copies`], and panics unless their seqs are exactly 0..n.
+pub fn first_by_seq<'a, R>(records: impl Iterator<Item = &'a R>, seq: impl Fn(&R) -> u64, text: impl Fn(&R) -> &str) -> Vec<&'a R> {
+    let first = first_copies(records, &seq, text);
+    let seqs: Vec<u64> = first.iter().map(|r| seq(r)).collect();
+    let n = seqs.len() as u64;
+    assert!(seqs.iter().copied().eq(0..n), "change seqs are not 0..{n}: first gap after {:?}", seqs.windows(2).find(|w| w[1] != w[0] + 1));
+    first
+}

@@ -11,7 +11,7 @@ use crate::schema::TableSchema;
 use crate::value::Row;
 
 pub use control::{SchemaChange, SchemaTracker};
-pub use debezium::debezium;
+pub use debezium::{debezium, debezium_source};
 pub use dms::{debezium_to_dms, dms, dms_control, dms_keyed, dms_with};
 
 /// Encodes one event in `format` as a single JSON line (no trailing newline).
