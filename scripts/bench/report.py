@@ -76,6 +76,17 @@ for key, table in (("small", "small.users"), ("big", "bench.users")):
         note=None if v is None else f"{load['wall_s']:.2f} s vs {dump['wall_s']:.2f} s" if b else f"{load['wall_s']:.2f} s",
         skipped=why(f"fullload_{key}"))
 
+# 1b. The big full load by watermarks ([snapshot] method = "watermark"), beside the consistent one.
+wm, big, dump = step("fullload_watermark"), step("fullload_big"), step("dump_big")
+rows = env.get("rows_big")
+v = rate(rows, g(wm, "wall_s")) if wm and wm.get("exit") == 0 and wm.get("count_ok") else None
+c = rate(rows, g(big, "wall_s")) if big and big.get("exit") == 0 and big.get("count_ok") else None
+add("full_load.watermark", f"full load bench.users by watermarks, {rows:,} rows" if rows else "full load by watermarks",
+    v, "rows/s", "higher", "consistent method, same run", c, "≥ 0.5 of mariadb-dump",
+    None if v is None or not dump or dump.get("exit") != 0 else v >= 0.5 * rate(rows, g(dump, "wall_s")),
+    note=None if v is None else f"{wm['wall_s']:.2f} s, peak RSS {g(wm, 'maxrss_kb') / 1024:.0f} MB",
+    skipped=why("fullload_watermark"))
+
 # 2. Binlog decode.
 dec, mb, py = step("decode_sluice"), step("decode_mariadb_binlog"), step("decode_python")
 v = g(dec, "rows_per_s")
