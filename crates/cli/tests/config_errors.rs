@@ -51,9 +51,9 @@ async fn unknown_key_is_named_by_every_command_and_nothing_is_written() {
 
 #[tokio::test]
 async fn unknown_section_is_named() {
-    let text = config_text(&url(), 6401, "[sink.kafka]\nbrokers = \"x\"\n");
+    let text = config_text(&url(), 6401, "[sink.pulsar]\nservice_url = \"x\"\n");
     let out = check(&text).await;
-    assert_config_error(&out, line_of(&text, "[sink.kafka]"), &["kafka"]);
+    assert_config_error(&out, line_of(&text, "[sink.pulsar]"), &["pulsar"]);
 }
 
 #[tokio::test]
