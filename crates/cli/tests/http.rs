@@ -199,6 +199,7 @@ async fn the_page_shows_the_workload_in_a_browser() {
     assert_eq!(cell(&dom, acct, "eta").as_deref().map(|e| e.starts_with("done in")), Some(true), "{dom}");
     let sink_row = dom.find("data-sink=\"jsonl\"").map(|i| &dom[i..i + dom[i..].find("</tr>").unwrap_or(0)]);
     assert!(sink_row.is_some_and(|r| r.contains("data-lag-ms=\"0\"")), "the sink's lag is not 0 while idle: {sink_row:?}");
+    assert!(sink_row.is_some_and(|r| r.contains(">0 B<")), "the sink's queue is not empty while idle: {sink_row:?}");
     assert!(dom.contains("data-percent=\"100\""), "full-load progress missing:\n{dom}");
     assert!(
         dom.contains("data-column=\"shop.people.contact\"") && dom.contains("EMAIL in 10 of 10 sampled values"),

@@ -271,6 +271,8 @@ impl Pipeline {
                         }
                     }
                     refresh_lag(&stats, source_ts_ms);
+                    // Sinks drain their queues without the head: refresh what is still queued.
+                    queue_stats(&stats, &fan);
                     if last_decisions.is_none_or(|t| t.elapsed() >= DECISIONS_EVERY) {
                         last_decisions = Some(Instant::now());
                         stats.lock().columns = transforms.iter().flat_map(|t| t.columns()).collect();
