@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
+use sluice_core::source::SourceMsg;
+use sluice_core::TableId;
+use tokio::sync::mpsc;
 use tracing::info;
 
 use crate::schema::TableInfo;
@@ -49,7 +52,7 @@ pub(crate) async fn progress_bar(conn: &mut Conn, tables: &[&TableInfo]) -> (Pro
 
 impl Progress {
     /// A table's read starts (or resumes): its own bar, sized by the server's estimate.
-    pub(crate) fn table(&mut self, name: &str, estimated_rows: u64) {
+    fn table(&mut self, name: &str, estimated_rows: u64) {
         self.table_done();
         let bar = self.bars.add(ProgressBar::new(estimated_rows));
         if let Ok(style) = ProgressStyle::with_template("         {prefix:>28} {bar:30} {pos:>9}/~{len} rows  {per_sec:>12}  eta {eta}") {
@@ -59,8 +62,22 @@ impl Progress {
         self.table = Some((name.to_string(), bar));
     }
 
+    /// A table's read starts: its bar, and the pipeline told (the status page's progress).
+    /// False if the pipeline closed the channel.
+    pub(crate) async fn start_table(&mut self, table: &TableId, estimated_rows: u64, out: &mpsc::Sender<SourceMsg>) -> bool {
+        self.table(&table.to_string(), estimated_rows);
+        out.send(SourceMsg::FullLoad { table: table.clone(), estimated_rows, done: false }).await.is_ok()
+    }
+
+    /// A table is read completely: logged, its bar gone, the pipeline told.
+    pub(crate) async fn finish_table(&mut self, table: &TableId, estimated_rows: u64, out: &mpsc::Sender<SourceMsg>) -> bool {
+        info!(table = %table, "snapshot of table done");
+        self.table_done();
+        out.send(SourceMsg::FullLoad { table: table.clone(), estimated_rows, done: true }).await.is_ok()
+    }
+
     /// The current table is read completely.
-    pub(crate) fn table_done(&mut self) {
+    fn table_done(&mut self) {
         if let Some((_, bar)) = self.table.take() {
             bar.finish_and_clear();
             self.bars.remove(&bar);

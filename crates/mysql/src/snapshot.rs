@@ -75,17 +75,15 @@ impl Snapshot {
         let chunk = shared.snapshot.chunk_size.get() as usize;
         for (table, estimated_rows) in todo.into_iter().zip(estimates) {
             let name = table.schema.id.to_string();
-            let started = SourceMsg::FullLoad { table: table.schema.id.clone(), estimated_rows, done: false };
-            if out.send(started).await.is_err() {
-                return Ok(false);
-            }
             let mut last_key = progress.current.take().filter(|c| c.table == name).map(|c| c.key(shared.sealer.as_ref())).transpose()?;
             // Keyset chunks need an index on the key (a configured key may have none): otherwise
             // one streamed SELECT (resumed from the table's start) beats re-scanning the table
             // for every chunk.
             let keyset = keyset(table);
             info!(table = %name, resumed = last_key.is_some(), "snapshotting table");
-            bar.table(&name, estimated_rows);
+            if !bar.start_table(&table.schema.id, estimated_rows, out).await {
+                return Ok(false);
+            }
             if table.schema.configured_key && last_key.is_none() {
                 refuse_duplicate_keys(&mut self.conn, table).await?;
             }
@@ -106,10 +104,7 @@ impl Snapshot {
                     return Ok(false);
                 }
                 if progress.current.is_none() {
-                    info!(table = %name, "snapshot of table done");
-                    bar.table_done();
-                    let done = SourceMsg::FullLoad { table: table.schema.id.clone(), estimated_rows, done: true };
-                    if out.send(done).await.is_err() {
+                    if !bar.finish_table(&table.schema.id, estimated_rows, out).await {
                         return Ok(false);
                     }
                     break;

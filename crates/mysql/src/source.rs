@@ -81,13 +81,8 @@ impl Source for MysqlSource {
                 ensure_available(&mut meta, &pos.binlog).await?;
                 let progress = pos.snapshot.clone().unwrap_or_default();
                 info!(done = progress.done.len(), position = %pos.binlog, "resuming an interrupted watermark snapshot");
-                let tables = load_tables(&shared, &mut meta).await?;
-                let mut cursor = Cursor::new(pos, seq, None);
-                let mut reader = BinlogReader::new(&shared, &mut meta, &collations);
-                if !watermark::read(&shared, &mut reader, &tables, progress, &mut cursor, &out).await? {
-                    return Ok(());
-                }
-                cursor
+                let Some(c) = watermark_snapshot(&shared, &mut meta, &collations, pos, progress, seq, &out).await? else { return Ok(()) };
+                c
             }
             Some(pos) if pos.snapshot.is_some() => {
                 let seq = above_held(seq, self.held);
@@ -116,13 +111,8 @@ impl Source for MysqlSource {
                 if out.send(SourceMsg::Checkpoint(Checkpoint { position: pos.to_json(), next_seq: seq })).await.is_err() {
                     return Ok(());
                 }
-                let tables = load_tables(&shared, &mut meta).await?;
-                let mut cursor = Cursor::new(pos, seq, None);
-                let mut reader = BinlogReader::new(&shared, &mut meta, &collations);
-                if !watermark::read(&shared, &mut reader, &tables, progress, &mut cursor, &out).await? {
-                    return Ok(());
-                }
-                cursor
+                let Some(c) = watermark_snapshot(&shared, &mut meta, &collations, pos, progress, seq, &out).await? else { return Ok(()) };
+                c
             }
             _ => {
                 let seq = above_held(seq, self.held);
@@ -145,6 +135,23 @@ impl Source for MysqlSource {
         cursor.caught_up_at = Some(end);
         stream_forever(&shared, &mut meta, &collations, cursor, &out, committed, self.requests.as_ref()).await
     }
+}
+
+/// Reads the snapshot by watermarks from `pos` (new or resumed), streaming the binlog from there;
+/// `None` if the pipeline closed the channel.
+async fn watermark_snapshot(
+    shared: &Shared,
+    meta: &mut Conn,
+    collations: &Collations,
+    pos: MysqlPosition,
+    progress: SnapshotProgress,
+    seq: u64,
+    out: &mpsc::Sender<SourceMsg>,
+) -> Result<Option<Cursor>, SluiceError> {
+    let tables = load_tables(shared, meta).await?;
+    let mut cursor = Cursor::new(pos, seq, None);
+    let mut reader = BinlogReader::new(shared, meta, collations);
+    Ok(watermark::read(shared, &mut reader, &tables, progress, &mut cursor, out).await?.then_some(cursor))
 }
 
 /// `[snapshot] method`: `auto` reads by watermarks where the server does not report the binlog

@@ -37,7 +37,7 @@ use tracing::info;
 
 use crate::binlog::{BinlogReader, Cursor, StreamEnd};
 use crate::conn::classify;
-use crate::position::{SnapshotProgress, TableCursor};
+use crate::position::{BinlogPos, SnapshotProgress, TableCursor};
 use crate::progress::{progress_bar, Progress};
 use crate::schema::TableInfo;
 use crate::snapshot::{decode_row, highest_key, keyset, nth_key, refuse_duplicate_keys, select_sql, stream_rows, text_of};
@@ -110,13 +110,12 @@ pub async fn read(
     let caught_up_at = cursor.caught_up_at.take();
     for (table, estimated_rows) in todo.into_iter().zip(estimates) {
         let name = table.schema.id.to_string();
-        if out.send(SourceMsg::FullLoad { table: table.schema.id.clone(), estimated_rows, done: false }).await.is_err() {
-            return Ok(false);
-        }
         let mut last_key = progress.current.take().filter(|c| c.table == name).map(|c| c.key(shared.sealer.as_ref())).transpose()?;
         let keyset = keyset(table);
         info!(table = %name, resumed = last_key.is_some(), method = "watermark", "snapshotting table");
-        bar.table(&name, estimated_rows);
+        if !bar.start_table(&table.schema.id, estimated_rows, out).await {
+            return Ok(false);
+        }
         if table.schema.configured_key && last_key.is_none() {
             refuse_duplicate_keys(&mut readers[0], table).await?;
         }
@@ -126,9 +125,7 @@ pub async fn read(
             }
             progress.current = None;
             progress.done.push(name.clone());
-            bar.table_done();
-            let done = SourceMsg::FullLoad { table: table.schema.id.clone(), estimated_rows, done: true };
-            if !checkpoint(cursor, Some(&progress), out).await || out.send(done).await.is_err() {
+            if !checkpoint(cursor, Some(&progress), out).await || !bar.finish_table(&table.schema.id, estimated_rows, out).await {
                 return Ok(false);
             }
             continue;
@@ -147,10 +144,7 @@ pub async fn read(
             let mut rows: Vec<Row> = results.into_iter().flat_map(|(rows, _)| rows).collect();
             rows.extend(last_rows);
             reader.window = Some(Window::new(table));
-            let yield_every = reader.yield_every.take();
-            let end = reader.stream(cursor, out, Some(&high)).await;
-            reader.yield_every = yield_every;
-            if end? == StreamEnd::Closed {
+            if !stream_to(reader, cursor, out, &high).await? {
                 return Ok(false);
             }
             let mut window = reader.window.take().unwrap_or_else(|| Window::new(table));
@@ -170,10 +164,7 @@ pub async fn read(
                 return Ok(false);
             }
             if progress.current.is_none() {
-                info!(table = %name, "snapshot of table done");
-                bar.table_done();
-                let done = SourceMsg::FullLoad { table: table.schema.id.clone(), estimated_rows, done: true };
-                if out.send(done).await.is_err() {
+                if !bar.finish_table(&table.schema.id, estimated_rows, out).await {
                     return Ok(false);
                 }
                 break;
@@ -263,8 +254,19 @@ async fn read_whole(
         return Ok(false);
     }
     let high = master_position(conn).await?;
+    stream_to(reader, cursor, out, &high).await
+}
+
+/// Streams the binlog up to `high`, a window's end, without yielding for snapshot requests on
+/// the way. False if the pipeline closed the channel.
+async fn stream_to(
+    reader: &mut BinlogReader<'_>,
+    cursor: &mut Cursor,
+    out: &mpsc::Sender<SourceMsg>,
+    high: &BinlogPos,
+) -> Result<bool, SluiceError> {
     let yield_every = reader.yield_every.take();
-    let end = reader.stream(cursor, out, Some(&high)).await;
+    let end = reader.stream(cursor, out, Some(high)).await;
     reader.yield_every = yield_every;
     Ok(end? != StreamEnd::Closed)
 }
