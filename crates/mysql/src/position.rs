@@ -53,6 +53,19 @@ pub struct SnapshotProgress {
     pub only: Option<Vec<String>>,
 }
 
+impl SnapshotProgress {
+    /// After a chunk of `table`: reading goes on after `last_key`, or (`None`) the table is done.
+    pub fn advance(&mut self, table: &str, last_key: Option<&[Option<String>]>, sealer: Option<&Sealer>) {
+        match last_key {
+            Some(key) => self.current = Some(TableCursor::new(table.to_string(), key.to_vec(), sealer)),
+            None => {
+                self.current = None;
+                self.done.push(table.to_string());
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableCursor {
     pub table: String,

@@ -15,7 +15,7 @@ use tracing::info;
 use crate::binlog::Cursor;
 use crate::conn::{classify, Flavor};
 use crate::decode::from_text;
-use crate::position::{BinlogPos, MysqlPosition, SnapshotProgress, TableCursor};
+use crate::position::{BinlogPos, MysqlPosition, SnapshotProgress};
 use crate::progress::{progress_bar, Progress};
 use crate::schema::TableInfo;
 use crate::source::Shared;
@@ -91,13 +91,8 @@ impl Snapshot {
                 let sql = select_sql(table, last_key.as_deref(), None, keyset.then_some(chunk));
                 let (rows, key) = self.read_chunk(table, &sql, keyset.then_some(chunk), cursor, out, &mut bar).await?;
                 let Some(rows) = rows else { return Ok(false) };
-                if keyset && rows == chunk {
-                    last_key = key;
-                    progress.current = Some(TableCursor::new(name.clone(), last_key.clone().unwrap_or_default(), shared.sealer.as_ref()));
-                } else {
-                    progress.current = None;
-                    progress.done.push(name.clone());
-                }
+                last_key = if keyset && rows == chunk { Some(key.unwrap_or_default()) } else { None };
+                progress.advance(&name, last_key.as_deref(), shared.sealer.as_ref());
                 let cp = MysqlPosition { binlog: self.pos.clone(), gtid: None, snapshot: Some(progress.clone()) };
                 cursor.committed_seq = cursor.seq;
                 if out.send(SourceMsg::Checkpoint(Checkpoint { position: cp.to_json(), next_seq: cursor.seq })).await.is_err() {

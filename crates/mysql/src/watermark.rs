@@ -37,7 +37,7 @@ use tracing::info;
 
 use crate::binlog::{BinlogReader, Cursor, StreamEnd};
 use crate::conn::classify;
-use crate::position::{BinlogPos, SnapshotProgress, TableCursor};
+use crate::position::{BinlogPos, SnapshotProgress};
 use crate::progress::{progress_bar, Progress};
 use crate::schema::TableInfo;
 use crate::snapshot::{decode_row, highest_key, keyset, nth_key, refuse_duplicate_keys, select_sql, stream_rows, text_of};
@@ -123,8 +123,7 @@ pub async fn read(
             if !read_whole(table, &mut readers[0], reader, cursor, out, &mut bar).await? {
                 return Ok(false);
             }
-            progress.current = None;
-            progress.done.push(name.clone());
+            progress.advance(&name, None, shared.sealer.as_ref());
             if !checkpoint(cursor, Some(&progress), out).await || !bar.finish_table(&table.schema.id, estimated_rows, out).await {
                 return Ok(false);
             }
@@ -153,13 +152,8 @@ pub async fn read(
                 return Ok(false);
             }
             bar.inc(read as u64);
-            if more {
-                last_key = key;
-                progress.current = Some(TableCursor::new(name.clone(), last_key.clone().unwrap_or_default(), shared.sealer.as_ref()));
-            } else {
-                progress.current = None;
-                progress.done.push(name.clone());
-            }
+            last_key = if more { Some(key.unwrap_or_default()) } else { None };
+            progress.advance(&name, last_key.as_deref(), shared.sealer.as_ref());
             if !checkpoint(cursor, Some(&progress), out).await {
                 return Ok(false);
             }
