@@ -105,9 +105,11 @@ impl Progress {
     }
 
     pub(crate) fn finish_and_clear(&mut self) {
+        // Read before finishing: indicatif's finish sets the position to the length, which is
+        // the server's estimate, not the rows read.
+        let rows = self.total.position();
         self.table_done();
         self.total.finish_and_clear();
-        let rows = self.total.position();
         let per_s = rows as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
         info!(rows, rows_per_s = per_s.round() as u64, seconds = self.started.elapsed().as_secs_f64(), "snapshot read done");
     }
