@@ -1,5 +1,7 @@
 //! The sink contract.
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -18,6 +20,9 @@ pub struct EventBatch {
 }
 
 pub type Batch = Arc<EventBatch>;
+
+/// A flush started by [`Sink::start_flush`], running while the sink takes more writes.
+pub type Flushing = Pin<Box<dyn Future<Output = Result<()>> + Send + 'static>>;
 
 impl EventBatch {
     pub fn new(events: Vec<ChangeEvent>) -> Batch {
@@ -58,8 +63,20 @@ pub trait Sink: Send {
     async fn write(&mut self, batch: &Batch) -> Result<()>;
     fn mark(&self) -> Json;
     async fn flush(&mut self) -> Result<()>;
+    /// Starts making everything written so far durable and returns at once, so the sink goes
+    /// on taking writes while it runs (the lake writes a sealed buffer while the next one
+    /// fills). `None`, the default: the sink cannot, and the pipeline calls `flush` and waits.
+    ///
+    /// At most one started flush runs at a time: the pipeline calls neither `start_flush` nor
+    /// `flush` again before it has finished (it may call `write` and `mark`). If it fails, the
+    /// sink still holds what it covered, and the next `flush` retries that together with what
+    /// was written since.
+    fn start_flush(&mut self) -> Option<Flushing> {
+        None
+    }
     /// Whether enough is buffered that the sink wants a flush before its interval (e.g. the
-    /// lake's `flush_rows`).
+    /// lake's `flush_rows`). While a started flush runs, the pipeline stops giving the sink
+    /// batches once this says so: what a sink buffers stays bounded.
     fn wants_flush(&self) -> bool {
         false
     }

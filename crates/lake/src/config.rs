@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
-use sluice_core::config::{defaults, resolve_path, HumanDuration, Secret};
+use sluice_core::config::{defaults, resolve_path, ByteSize, HumanDuration, Secret};
 use sluice_core::error::Result;
 use sluice_core::pipeline::SinkSpec;
 use sluice_core::sink::SinkConfig;
@@ -21,9 +21,14 @@ pub struct LakeConfig {
     /// Commit to the lake at least this often…
     #[serde(default = "default_flush_interval")]
     pub flush_interval: HumanDuration,
-    /// …or as soon as this many changes are buffered.
+    /// …or as soon as this many changes are buffered…
     #[serde(default = "default_flush_rows")]
     pub flush_rows: NonZeroU32,
+    /// …or as soon as the buffered changes hold this much memory. A commit is written while
+    /// the next buffer fills; once that one is full too, the source waits. So the lake holds
+    /// at most about twice this (plus the Arrow and Parquet copies of the commit being written).
+    #[serde(default = "default_flush_bytes")]
+    pub flush_bytes: ByteSize,
     /// How long a failing commit (storage unreachable, disk full) is retried before the
     /// pipeline stops.
     #[serde(default = "defaults::retry_for")]
@@ -62,6 +67,9 @@ fn default_flush_interval() -> HumanDuration {
 fn default_flush_rows() -> NonZeroU32 {
     NonZeroU32::new(100_000).expect("nonzero")
 }
+fn default_flush_bytes() -> ByteSize {
+    ByteSize(16 << 20)
+}
 fn default_compact_every() -> u32 {
     50
 }
@@ -75,6 +83,7 @@ impl Default for LakeConfig {
             path: default_path(),
             flush_interval: default_flush_interval(),
             flush_rows: default_flush_rows(),
+            flush_bytes: default_flush_bytes(),
             retry_for: defaults::retry_for(),
             compact_every: default_compact_every(),
             retention: default_retention(),
@@ -91,6 +100,9 @@ impl SinkConfig for LakeConfig {
     fn validate(&self) -> std::result::Result<(), String> {
         if self.path.trim().is_empty() {
             return Err("[sink.lake] path is empty: give a directory or s3://bucket/prefix".into());
+        }
+        if self.flush_bytes.0 < 1 << 20 {
+            return Err("[sink.lake] flush_bytes must be at least \"1MiB\"".into());
         }
         Ok(())
     }

@@ -1,6 +1,10 @@
 //! `LakeSink`: buffers changes and commits them to Delta tables every flush (or every
 //! `flush_rows` changes), current state and changelog per captured table.
 //!
+//! Commits run in the background (`Sink::start_flush`): while one buffer is written, the next
+//! fills, up to `flush_rows` / `flush_bytes`; then the pipeline stops feeding the lake until the
+//! commit is done. Commits run one at a time, in order.
+//!
 //! A failed commit keeps the buffer: each Delta table records the last `seq` it holds in its
 //! own commits, so the retry skips, table by table and for current state and changelog apart,
 //! what already landed, and writes the rest. Nothing is dropped and nothing is applied twice.
@@ -10,8 +14,9 @@ use std::sync::Arc;
 use crate::config::LakeConfig;
 use async_trait::async_trait;
 use serde_json::{json, Value as Json};
-use sluice_core::sink::{Batch, Sink};
+use sluice_core::sink::{Batch, Flushing, Sink};
 use sluice_core::{ChangeEvent, Op, SluiceError, TableId};
+use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
 use crate::query::discover;
@@ -28,24 +33,38 @@ struct Pair {
 pub struct LakeSink {
     cfg: LakeConfig,
     storage: Storage,
-    tables: HashMap<TableId, Pair>,
-    /// Batches taken and not yet committed (shared with the other sinks, not copied).
+    /// The Delta tables, behind a lock held by the one commit that runs.
+    writer: Arc<Mutex<Writer>>,
+    /// Batches taken and not yet sealed for a commit (shared with the other sinks, not copied).
     pending: Vec<Batch>,
     pending_rows: usize,
-    /// Every table this lake has held (kept in the mark): S3 roots are not listed.
+    pending_bytes: usize,
+    /// Every table this lake has held or is about to (kept in the mark): S3 roots are not listed.
     known: BTreeSet<TableId>,
     /// `mark()`'s value for the current `known`.
     mark: Json,
 }
 
+/// What a commit works on: the open Delta tables, and the batches of a commit that failed.
+struct Writer {
+    cfg: LakeConfig,
+    storage: Storage,
+    tables: HashMap<TableId, Pair>,
+    /// Sealed batches whose commit failed: the next commit writes them first.
+    failed: Vec<Batch>,
+}
+
 impl LakeSink {
     pub fn new(cfg: &LakeConfig) -> Result<Self, SluiceError> {
+        let storage = Storage::create(cfg)?;
+        let writer = Writer { cfg: cfg.clone(), storage: storage.clone(), tables: HashMap::new(), failed: Vec::new() };
         let mut sink = Self {
-            storage: Storage::create(cfg)?,
+            storage,
             cfg: cfg.clone(),
-            tables: HashMap::new(),
+            writer: Arc::new(Mutex::new(writer)),
             pending: Vec::new(),
             pending_rows: 0,
+            pending_bytes: 0,
             known: BTreeSet::new(),
             mark: Json::Null,
         };
@@ -57,7 +76,9 @@ impl LakeSink {
         let tables: Vec<String> = self.known.iter().map(ToString::to_string).collect();
         json!({ "root": self.storage.root().as_str(), "tables": tables })
     }
+}
 
+impl Writer {
     async fn pair(&mut self, id: &TableId, keyed: bool) -> Result<&mut Pair, SluiceError> {
         if !self.tables.contains_key(id) {
             let changes = Delta::open(&self.storage, id, true).await?;
@@ -69,29 +90,26 @@ impl LakeSink {
             };
             info!(table = %id, changes_seq = changes.seq, current_seq = current.as_ref().map(|c| c.seq), "lake tables opened");
             self.tables.insert(id.clone(), Pair { current, changes });
-            if self.known.insert(id.clone()) {
-                self.mark = self.mark_json();
-            }
         }
         Ok(self.tables.get_mut(id).expect("inserted above"))
     }
 
-    /// Commits everything buffered, table by table. On failure the buffer is kept whole and
-    /// the failed table is reopened on the next attempt (its position re-read from its log), so
-    /// the retry neither loses nor repeats a change.
-    async fn commit_pending(&mut self) -> Result<(), SluiceError> {
-        if self.pending.is_empty() {
+    /// Commits what failed before and then `sealed`, table by table. On failure all of it is
+    /// kept and the failed table is reopened on the next attempt (its position re-read from its
+    /// log), so the retry neither loses nor repeats a change.
+    async fn commit(&mut self, sealed: Vec<Batch>) -> Result<(), SluiceError> {
+        let mut all = std::mem::take(&mut self.failed);
+        all.extend(sealed);
+        if all.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
-        match self.commit_batches(&pending).await {
+        match self.commit_batches(&all).await {
             Ok(()) => {
-                debug!(rows = self.pending_rows, "lake commit done");
-                self.pending_rows = 0;
+                debug!(rows = all.iter().map(|b| b.events.len()).sum::<usize>(), "lake commit done");
                 Ok(())
             }
             Err(e) => {
-                self.pending = pending;
+                self.failed = all;
                 Err(e)
             }
         }
@@ -198,7 +216,11 @@ impl Sink for LakeSink {
         // Reopening after a failure: what was not committed is sent again.
         self.pending.clear();
         self.pending_rows = 0;
-        self.tables.clear();
+        self.pending_bytes = 0;
+        let mut writer = self.writer.lock().await;
+        writer.tables.clear();
+        writer.failed.clear();
+        drop(writer);
         for t in committed_tables(committed.as_ref())? {
             self.known.insert(t);
         }
@@ -220,13 +242,37 @@ impl Sink for LakeSink {
     }
 
     async fn write(&mut self, batch: &Batch) -> Result<(), SluiceError> {
+        // The mark lists a table from its first buffered change on: listing one that a crash
+        // keeps from being written costs nothing, missing one would hide it on S3.
+        let mut grew = false;
+        for e in &batch.events {
+            if !self.known.contains(&e.schema.id) {
+                grew |= self.known.insert(e.schema.id.clone());
+            }
+        }
+        if grew {
+            self.mark = self.mark_json();
+        }
         self.pending_rows += batch.events.len();
+        self.pending_bytes += batch.bytes;
         self.pending.push(Arc::clone(batch));
         Ok(())
     }
 
     fn wants_flush(&self) -> bool {
-        self.pending_rows >= self.cfg.flush_rows.get() as usize
+        self.pending_rows >= self.cfg.flush_rows.get() as usize || self.pending_bytes as u64 >= self.cfg.flush_bytes.0
+    }
+
+    fn start_flush(&mut self) -> Option<Flushing> {
+        let sealed = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        self.pending_bytes = 0;
+        let writer = Arc::clone(&self.writer);
+        // Its own task: encoding Parquet is CPU work, which then runs beside the source's.
+        let commit = tokio::spawn(async move { writer.lock().await.commit(sealed).await });
+        Some(Box::pin(
+            async move { commit.await.unwrap_or_else(|e| Err(SluiceError::permanent(format!("lake: the commit task failed: {e}")))) },
+        ))
     }
 
     fn mark(&self) -> Json {
@@ -235,6 +281,9 @@ impl Sink for LakeSink {
     }
 
     async fn flush(&mut self) -> Result<(), SluiceError> {
-        self.commit_pending().await
+        match self.start_flush() {
+            Some(commit) => commit.await,
+            None => Ok(()),
+        }
     }
 }

@@ -12,6 +12,7 @@ mod mask;
 mod pattern;
 mod secret;
 mod selection;
+mod size;
 
 use std::fmt::Debug;
 use std::num::NonZeroU32;
@@ -26,6 +27,7 @@ pub use mask::{ColumnPattern, DetectConfig, Entity, MaskKeyConfig, MaskMethod, M
 pub use pattern::TablePattern;
 pub use secret::Secret;
 pub use selection::Selection;
+pub use size::ByteSize;
 
 /// The `[source]` section of one kind of source.
 pub trait SourceSettings: DeserializeOwned + Clone + Debug + Send + Sync + 'static {

@@ -12,7 +12,7 @@ use super::committer::{CommitMsg, Durable};
 use super::queue::{Barrier, Item, QueueRx};
 use crate::error::{Result, SluiceError};
 use crate::retry::{Retry, RetryPolicy};
-use crate::sink::{Batch, EventBatch, Sink};
+use crate::sink::{Batch, EventBatch, Flushing, Sink};
 use crate::stats::Stats;
 
 pub(super) struct SinkTask {
@@ -29,6 +29,13 @@ pub(super) struct SinkTask {
     pub durations: Vec<f32>,
 }
 
+/// A flush started by [`Sink::start_flush`] and the barrier it makes durable.
+struct Running {
+    flush: Flushing,
+    started: Instant,
+    covers: Option<(Barrier, Json)>,
+}
+
 /// Flush durations kept for the summary logged at the end of a run.
 const KEPT_DURATIONS: usize = 100_000;
 
@@ -36,43 +43,102 @@ impl SinkTask {
     /// Runs until the queue closes (then flushes what it has) or the sink fails for good.
     pub async fn run(mut self, mut rx: QueueRx) -> Result<()> {
         let mut retry = Retry::new(self.retry);
-        // The newest barrier taken and not yet reported durable, with the sink's mark at it.
+        // The newest barrier taken and not yet covered by a flush, with the sink's mark at it.
         let mut unflushed: Option<(Barrier, Json)> = None;
+        // A flush running while the sink takes more batches (`Sink::start_flush`).
+        let mut running: Option<Running> = None;
         let mut ticker = tokio::time::interval(self.flush_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         loop {
+            // While a flush runs, a sink whose next buffer is full takes nothing more: the
+            // queue fills and holds back the source, so memory stays bounded.
+            let intake = running.is_none() || !self.sink.wants_flush();
             tokio::select! {
-                item = rx.recv() => match item {
+                done = async { (&mut running.as_mut().expect("guarded").flush).await }, if running.is_some() => {
+                    let Running { started, covers, .. } = running.take().expect("guarded");
+                    self.finished(done, started, covers, &mut unflushed, &mut retry).await?;
+                    if self.sink.wants_flush() {
+                        self.start(&mut running, &mut unflushed, &mut retry).await?;
+                    }
+                }
+                item = rx.recv(), if intake => match item {
                     None => {
+                        self.settle(&mut running, &mut unflushed, &mut retry).await?;
                         let done = self.flush_and_report(&mut retry, &mut unflushed).await;
                         self.log_durations();
                         return done;
                     }
                     Some(Item::Events(batch, permit)) => {
                         if let Some(batch) = self.unheld(batch) {
-                            self.write(&batch, &mut retry).await?;
+                            self.write(&batch, &mut running, &mut unflushed, &mut retry).await?;
                         }
                         drop(permit);
-                        if self.sink.wants_flush() {
-                            self.flush(&mut retry).await?;
-                            self.report(&mut unflushed);
+                        if running.is_none() && self.sink.wants_flush() {
+                            self.start(&mut running, &mut unflushed, &mut retry).await?;
                         }
                     }
                     Some(Item::Barrier(b)) => {
                         unflushed = Some((b, self.sink.mark()));
                         if b.urgent {
+                            self.settle(&mut running, &mut unflushed, &mut retry).await?;
                             self.flush_and_report(&mut retry, &mut unflushed).await?;
                         }
                     }
                 },
                 _ = ticker.tick() => {
-                    if unflushed.is_some() {
-                        self.flush_and_report(&mut retry, &mut unflushed).await?;
+                    if running.is_none() && unflushed.is_some() {
+                        self.start(&mut running, &mut unflushed, &mut retry).await?;
                     }
                 }
             }
         }
+    }
+
+    /// Starts a flush of everything written so far: in the background where the sink can,
+    /// else here (and reported before returning).
+    async fn start(&mut self, running: &mut Option<Running>, unflushed: &mut Option<(Barrier, Json)>, retry: &mut Retry) -> Result<()> {
+        debug_assert!(running.is_none());
+        match self.sink.start_flush() {
+            Some(flush) => {
+                *running = Some(Running { flush, started: Instant::now(), covers: unflushed.take() });
+                Ok(())
+            }
+            None => self.flush_and_report(retry, unflushed).await,
+        }
+    }
+
+    /// A started flush ended: report what it covered, or retry (here, holding intake: the
+    /// sink keeps what failed) until everything written so far is durable.
+    async fn finished(
+        &mut self,
+        done: Result<()>,
+        started: Instant,
+        mut covers: Option<(Barrier, Json)>,
+        unflushed: &mut Option<(Barrier, Json)>,
+        retry: &mut Retry,
+    ) -> Result<()> {
+        match done {
+            Ok(()) => {
+                retry.succeeded();
+                self.flushed(started);
+                self.report(&mut covers);
+            }
+            Err(e) => {
+                self.retry_flush(e, retry).await?;
+                // The retry made everything written so far durable: also what came after.
+                self.report(&mut covers);
+                self.report(unflushed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for a started flush, if one runs (before a flush here, which must not overlap it).
+    async fn settle(&mut self, running: &mut Option<Running>, unflushed: &mut Option<(Barrier, Json)>, retry: &mut Retry) -> Result<()> {
+        let Some(Running { flush, started, covers }) = running.take() else { return Ok(()) };
+        let done = flush.await;
+        self.finished(done, started, covers, unflushed, retry).await
     }
 
     /// Drops the events this sink already holds (only right after a restart).
@@ -87,11 +153,20 @@ impl SinkTask {
         Some(EventBatch::new(rest))
     }
 
-    async fn write(&mut self, batch: &Batch, retry: &mut Retry) -> Result<()> {
+    async fn write(
+        &mut self,
+        batch: &Batch,
+        running: &mut Option<Running>,
+        unflushed: &mut Option<(Barrier, Json)>,
+        retry: &mut Retry,
+    ) -> Result<()> {
         match self.sink.write(batch).await {
             Ok(()) => Ok(()),
             // The sink kept the batch: flushing retries it with everything else not durable.
-            Err(e) => self.retry_flush(e, retry).await,
+            Err(e) => {
+                self.settle(running, unflushed, retry).await?;
+                self.retry_flush(e, retry).await
+            }
         }
     }
 

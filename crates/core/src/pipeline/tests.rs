@@ -273,3 +273,140 @@ async fn failures_that_make_progress_do_not_use_up_the_retry_budget() {
     assert!(started.elapsed() > Duration::from_millis(300), "the failures outlasted the budget");
     assert_eq!(held.lock().unwrap().durable, all_seqs());
 }
+
+/// A sink that flushes in the background (`start_flush`): each flush seals what is pending and
+/// waits for a permit of `gate` before making it durable (or failing, `fail` times).
+struct BackgroundSink {
+    held: Arc<Mutex<Held>>,
+    bg: Arc<Mutex<Background>>,
+    gate: Arc<Semaphore>,
+    /// `wants_flush` once this many seqs are pending.
+    limit: usize,
+}
+
+#[derive(Default)]
+struct Background {
+    /// Sealed by a started flush (running, or failed and kept), in order.
+    sealed: Vec<u64>,
+    running: bool,
+    /// The most seqs pending while a flush ran.
+    max_pending_while_running: usize,
+    fail: usize,
+}
+
+#[async_trait]
+impl Sink for BackgroundSink {
+    fn name(&self) -> &str {
+        "background"
+    }
+    async fn open(&mut self, _committed: Option<Json>) -> Result<()> {
+        Ok(())
+    }
+    async fn write(&mut self, batch: &Batch) -> Result<()> {
+        let mut h = self.held.lock().unwrap();
+        h.pending.extend(batch.events.iter().map(|e| e.seq));
+        let mut bg = self.bg.lock().unwrap();
+        assert!(!bg.running || h.pending.len() <= self.limit + ROWS_PER_TX as usize, "took a batch past its limit during a flush");
+        if bg.running {
+            bg.max_pending_while_running = bg.max_pending_while_running.max(h.pending.len());
+        }
+        Ok(())
+    }
+    fn mark(&self) -> Json {
+        let h = self.held.lock().unwrap();
+        json!(h.durable.len() + h.pending.len())
+    }
+    fn start_flush(&mut self) -> Option<crate::sink::Flushing> {
+        let pending = std::mem::take(&mut self.held.lock().unwrap().pending);
+        let mut bg = self.bg.lock().unwrap();
+        assert!(!bg.running, "two flushes at once");
+        bg.running = true;
+        bg.sealed.extend(pending);
+        drop(bg);
+        let (held, bg, gate) = (Arc::clone(&self.held), Arc::clone(&self.bg), Arc::clone(&self.gate));
+        Some(Box::pin(async move {
+            gate.acquire().await.unwrap().forget();
+            let mut bg = bg.lock().unwrap();
+            bg.running = false;
+            let mut h = held.lock().unwrap();
+            h.flushes += 1;
+            if bg.fail > 0 {
+                bg.fail -= 1;
+                return Err(SluiceError::exhausted("the disk is full"));
+            }
+            let sealed = std::mem::take(&mut bg.sealed);
+            h.durable.extend(sealed);
+            Ok(())
+        }))
+    }
+    async fn flush(&mut self) -> Result<()> {
+        self.start_flush().unwrap().await
+    }
+    fn wants_flush(&self) -> bool {
+        self.held.lock().unwrap().pending.len() >= self.limit
+    }
+}
+
+fn background(limit: usize, fail: usize) -> (BackgroundSink, Arc<Mutex<Held>>, Arc<Mutex<Background>>, Arc<Semaphore>) {
+    let held = Arc::new(Mutex::new(Held::default()));
+    let bg = Arc::new(Mutex::new(Background { fail, ..Background::default() }));
+    let gate = Arc::new(Semaphore::new(0));
+    let sink = BackgroundSink { held: Arc::clone(&held), bg: Arc::clone(&bg), gate: Arc::clone(&gate), limit };
+    (sink, held, bg, gate)
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// While a started flush runs, the sink takes batches until its next buffer is full, and
+/// nothing is committed past what the finished flushes covered.
+#[tokio::test]
+async fn a_background_flush_overlaps_writes_and_bounds_the_next_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 2 * ROWS_PER_TX as usize;
+    let (sink, held, bg, gate) = background(limit, 0);
+    let p = pipeline(dir.path(), vec![SinkSpec::new(Box::new(sink), Duration::from_millis(5), Duration::from_secs(5))]);
+    let stats = p.stats.clone();
+    let run = tokio::spawn(p.run(std::future::pending()));
+
+    // The fresh start's checkpoint (urgent) flushes first; then a flush starts and blocks.
+    gate.add_permits(1);
+    wait_for("a second flush to start", || bg.lock().unwrap().running).await;
+    wait_for("writes during the flush", || held.lock().unwrap().pending.len() >= limit).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    {
+        let h = held.lock().unwrap();
+        assert!(h.pending.len() < all_seqs().len(), "took everything during one flush: {:?}", h.pending);
+        assert_eq!(h.flushes, 1);
+    }
+    assert_eq!(stats.snapshot().committed_seq, Some(0), "committed past what is durable");
+
+    gate.add_permits(1000);
+    assert_eq!(run.await.unwrap().unwrap(), Stopped::CaughtUp);
+    assert_eq!(held.lock().unwrap().durable, all_seqs(), "every change once, in order");
+    let bg = bg.lock().unwrap();
+    assert!(bg.max_pending_while_running >= limit, "no write overlapped a flush");
+    let state = StateStore::open_read_only(dir.path()).load().unwrap();
+    assert_eq!(state.checkpoint.unwrap().next_seq, TXS * ROWS_PER_TX);
+}
+
+/// A started flush that fails keeps what it sealed; the retry writes it and what came after,
+/// in order, and the committed checkpoint then covers both.
+#[tokio::test]
+async fn a_failed_background_flush_is_retried_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sink, held, _bg, gate) = background(ROWS_PER_TX as usize, 3);
+    gate.add_permits(1000);
+    let p = pipeline(dir.path(), vec![SinkSpec::new(Box::new(sink), Duration::from_millis(5), Duration::from_secs(30))]);
+    assert_eq!(p.run(std::future::pending()).await.unwrap(), Stopped::CaughtUp);
+    let h = held.lock().unwrap();
+    assert_eq!(h.durable, all_seqs(), "every change once, in order");
+    assert!(h.flushes >= 4, "three failures, then success: {} flushes", h.flushes);
+    let state = StateStore::open_read_only(dir.path()).load().unwrap();
+    assert_eq!(state.checkpoint.unwrap().next_seq, TXS * ROWS_PER_TX);
+}
