@@ -327,10 +327,11 @@ say "kinesis (moto): full load of small.users, boto3 baseline, latency"
 SLUICE="$SLUICE" PORT="$PORT" OUT="$OUT" WORK="$WORK" ROWS_SMALL="$ROWS_SMALL" LAT_SECS="$LAT_SECS" \
   scripts/bench/kinesis.sh 2>&1 | while IFS= read -r line; do say "$line"; done \
   || say "kinesis steps failed (see $OUT/kinesis_*.log)"
-# 8. Kafka (tansu): full load rows/s against librdkafka alone producing the same records
-# (scripts/bench/kafka.sh).
-say "kafka (tansu): full load of bench.users, librdkafka baseline"
+# 8. Kafka (tansu): full load rows/s against librdkafka alone producing the same records, and
+# commit → record readable latency (scripts/bench/kafka.sh).
+say "kafka (tansu): full load of bench.users, librdkafka baseline, latency"
 SLUICE="$SLUICE" BENCH="$BENCH" PORT="$PORT" OUT="$OUT" WORK="$WORK" TABLE=bench.users ROWS="$ROWS_BIG" \
+  LAT_SECS="$LAT_SECS" DRAIN="$DRAIN" \
   scripts/bench/kafka.sh 2>&1 | while IFS= read -r line; do say "$line"; done \
   || say "kafka steps failed (see $OUT/kafka_*.log)"
 

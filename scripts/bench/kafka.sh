@@ -63,3 +63,36 @@ else
   skipk kafka_produce "sluice-bench produce failed: $(tail -1 "$OUT/kafka_produce.log")"
 fi
 rm -f "$WORK/kafka.jsonl"
+
+# Commit → record readable: `sluice run` (Kafka only, flush_interval 100 ms) follows bench.kflat
+# while `sluice-bench load` inserts 200 one-row transactions/s; the reader is `sluice tail
+# --source kafka --from latest` (a plain consumer of every partition) writing to a file that the
+# load's event observer follows, so each latency is commit → the line a consumer prints.
+kb "latency: commit → record readable from the topic, 200 tx/s for ${LAT_SECS:-30} s"
+mkdir -p "$DIR/lat"
+sed -e "s/\"$TABLE\"/\"bench.kflat\"/g" -e 's/^topic_prefix = .*/&\nflush_interval = "100ms"/' \
+  -e 's/^dir = "state"/dir = "state-lat"/' "$DIR/sluice.toml" >"$DIR/lat/sluice.toml"
+printf '\n[snapshot]\nmode = "never"\n' >>"$DIR/lat/sluice.toml"
+mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P"$PORT" -uroot -e \
+  "CREATE DATABASE IF NOT EXISTS bench; CREATE TABLE IF NOT EXISTS bench.kflat (id BIGINT NOT NULL PRIMARY KEY, sent_us BIGINT NOT NULL, pad VARCHAR(64))"
+"$SLUICE" run -c "$DIR/lat/sluice.toml" >/dev/null 2>"$OUT/kafka_latency_run.log" &
+RUN=$!
+for _ in $(seq 1 300); do
+  "$SLUICE" status -c "$DIR/lat/sluice.toml" --json 2>/dev/null | grep -q '"phase": "streaming"' && break
+  sleep 0.1
+done
+: >"$DIR/lat/read.jsonl"
+"$SLUICE" tail -c "$DIR/lat/sluice.toml" --source kafka --from latest --follow --table bench.kflat \
+  >>"$DIR/lat/read.jsonl" 2>"$OUT/kafka_latency_tail.log" &
+TAIL=$!
+sleep 2 # the tail has every partition assigned at its end
+if "$BENCH" load --url "mysql://root@127.0.0.1:$PORT" --table bench.kflat --rate 200 --rows-per-tx 1 --connections 2 \
+  --duration "${LAT_SECS:-30}" --drain "${DRAIN:-30}" --events "$DIR/lat/read.jsonl" \
+  >"$OUT/kafka_latency.json" 2>"$OUT/kafka_latency.log"; then
+  kb "  $(J fmt "$OUT/kafka_latency.json" '{achieved_tps:.0f} tx/s; commit→readable p50 {event[p50_ms]} ms, p99 {event[p99_ms]} ms; {event[missing]} not seen')"
+else
+  rm -f "$OUT/kafka_latency.json"
+  skipk kafka_latency "sluice-bench load failed: $(tail -1 "$OUT/kafka_latency.log")"
+fi
+kill -TERM "$TAIL" "$RUN" 2>/dev/null || true
+wait "$TAIL" "$RUN" 2>/dev/null || true

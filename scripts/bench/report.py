@@ -239,6 +239,11 @@ add("kafka.full_load", f"full load into Kafka (tansu), {krows or 0:,} rows", kv,
     "librdkafka alone, same records (idempotent, acks=all)", kb, None, None,
     note=None if kv is None else f"{ks['wall_s']:.2f} s vs {kc['wall_s']:.2f} s" if kb else f"{ks['wall_s']:.2f} s",
     skipped=why("kafka_sluice", "kafka_produce"))
+kflat = step("kafka_latency")
+for p in ("p50", "p99"):
+    add(f"kafka.latency.{p}", f"Kafka (tansu): commit→record readable at 200 tx/s, {p}", g(kflat, "event", f"{p}_ms"), "ms", "lower",
+        note=None if kflat is None else f"{kflat['achieved_tps']:.0f} tx/s, flush_interval 100 ms, read by `sluice tail --source kafka`; "
+        f"{g(kflat, 'event', 'missing')} not seen", skipped=why("kafka_latency"))
 
 doc = {"environment": env, "measurements": results}
 with open(RESULTS, "w") as f:
