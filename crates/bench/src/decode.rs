@@ -47,7 +47,7 @@ pub async fn run(url: &str, tables: &[String], file: &str, pos: u64, server_id: 
                 rows += evs.len() as u64;
             }
             Some(SourceMsg::Checkpoint(_)) => checkpoints += 1,
-            Some(SourceMsg::Idle | SourceMsg::FullLoad { .. } | SourceMsg::Retrying(_)) => {}
+            Some(SourceMsg::Idle | SourceMsg::FullLoad { .. } | SourceMsg::Retrying(_) | SourceMsg::TableDdl(_)) => {}
             Some(SourceMsg::CaughtUp) => break,
             None => {
                 let res = (&mut task).await;

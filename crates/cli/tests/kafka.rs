@@ -79,6 +79,54 @@ async fn changes_tombstones_and_schema_changes_reach_the_topics_and_rebuild_the_
     assert_eq!(none.stdout.trim(), "", "{none}");
 }
 
+/// Whole-table DDL (rename, truncate, drop), which no row event shows, reaches the schema-change
+/// topic in order, each record before the change it precedes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_ddl_reaches_the_schema_change_topic_in_order() {
+    let kafka = Tansu::start();
+    let db = MariaDb::start();
+    seed_table(&db, 3).await;
+    let w = Workdir::with_config(&config_text(&db.url(), 6401, &section(&kafka.brokers(), "")));
+    w.run_once().await;
+    db.exec(
+        "CREATE TABLE shop.t2 (id INT PRIMARY KEY); INSERT INTO shop.t2 VALUES (1); RENAME TABLE shop.t2 TO shop.t3; \
+         INSERT INTO shop.t3 VALUES (2); TRUNCATE TABLE shop.t3; DROP TABLE shop.t3",
+    )
+    .await;
+    w.run_once().await;
+    // The reader stops after a quiet second: give it the time a fresh consumer takes.
+    let mut records = read_topics(&kafka.brokers(), "cdc");
+    for _ in 0..10 {
+        if records.iter().filter(|r| r.topic == "cdc").count() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        records = read_topics(&kafka.brokers(), "cdc");
+    }
+    let changes: Vec<String> = records
+        .iter()
+        .filter(|r| r.topic == "cdc")
+        .filter_map(|r| r.value.as_ref())
+        .map(|v| format!("{} {}", v["tableChanges"][0]["type"].as_str().unwrap(), v["tableChanges"][0]["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            r#"CREATE "shop"."acct""#,
+            r#"CREATE "shop"."t2""#,
+            r#"ALTER "shop"."t3""#,
+            r#"CREATE "shop"."t3""#,
+            r#"TRUNCATE "shop"."t3""#,
+            r#"DROP "shop"."t3""#
+        ]
+    );
+    let rename = records.iter().filter_map(|r| r.value.as_ref()).find(|v| v["tableChanges"][0]["type"] == "ALTER").unwrap();
+    assert_eq!(rename["tableChanges"][0]["previousId"], r#""shop"."t2""#);
+    let second =
+        records.iter().filter(|r| r.topic == "cdc.shop.t3").filter_map(|r| r.value.as_ref()).find(|v| v["after"]["id"] == 2).unwrap();
+    assert_eq!(rename["source"]["seq"], second["source"]["seq"], "the rename precedes the next change");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_follows_new_dms_records_live_from_latest() {
     let kafka = Tansu::start();

@@ -259,11 +259,29 @@ async fn ddl_while_streaming_sends_a_control_record_before_the_next_change() {
     common::eventually("the snapshot on the stream", || read_stream(&endpoint, "ddl").len() >= 11).await;
     db.exec("ALTER TABLE shop.acct ADD COLUMN extra INT; INSERT INTO shop.acct VALUES (100, 1, 'x', 7)").await;
     common::eventually("the insert on the stream", || read_stream(&endpoint, "ddl").iter().any(|r| r.record["data"]["extra"] == 7)).await;
+    // Whole-table DDL, which no row event shows: rename, truncate, drop.
+    db.exec(
+        "CREATE TABLE shop.t2 (id INT PRIMARY KEY); INSERT INTO shop.t2 VALUES (1); RENAME TABLE shop.t2 TO shop.t3; \
+         INSERT INTO shop.t3 VALUES (2); TRUNCATE TABLE shop.t3; DROP TABLE shop.t3",
+    )
+    .await;
+    let dropped = |r: &common::kinesis::StreamRecord| r.record["metadata"]["operation"] == "drop-table";
+    common::eventually("the drop on the stream", || read_stream(&endpoint, "ddl").iter().any(dropped)).await;
     run.sigterm();
     assert_eq!(run.wait().await.code, Some(0));
     let records = read_stream(&endpoint, "ddl");
-    let ops: Vec<&str> = records.iter().filter(|r| r.is_control()).map(|r| r.record["metadata"]["operation"].as_str().unwrap()).collect();
-    assert_eq!(ops, ["create-table", "add-column"]);
+    let ops = |key: &str| -> Vec<String> {
+        let control = records.iter().filter(|r| r.is_control() && r.partition_key == key);
+        control.map(|r| r.record["metadata"]["operation"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(ops("shop.acct"), ["create-table", "add-column"]);
+    // Each table's control records in order on its key's shard; the rename names both tables.
+    assert_eq!(ops("shop.t2"), ["create-table", "rename-table"]);
+    assert_eq!(ops("shop.t3"), ["create-table", "truncate-table", "drop-table"]);
+    let rename = records.iter().find(|r| r.record["metadata"]["operation"] == "rename-table").unwrap();
+    assert_eq!(rename.record["control"]["rename-to"], serde_json::json!({"schema-name": "shop", "table-name": "t3"}));
+    let second = records.iter().find(|r| r.record["data"]["id"] == 2 && r.record["metadata"]["table-name"] == "t3").unwrap();
+    assert_eq!(rename.seq(), second.seq(), "the rename precedes the next change: {}", rename.text);
     let add = records.iter().find(|r| r.record["metadata"]["operation"] == "add-column").unwrap();
     assert_eq!(add.record["control"]["table-def"]["columns"]["extra"]["type"], "INT4");
     let insert = records.iter().find(|r| r.record["data"]["extra"] == 7).unwrap();

@@ -17,6 +17,38 @@ impl TableId {
     }
 }
 
+/// A statement that changed a whole table, which no row event shows (DDL). Stream sinks pass
+/// it on to consumers as a control record, in order with the changes around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDdl {
+    /// The source that read it (Debezium's `source.connector`).
+    pub connector: &'static str,
+    pub table: TableId,
+    pub kind: TableDdlKind,
+    /// When the source committed it, ms since the epoch.
+    pub ts_ms: i64,
+    /// The `seq` the next change will carry: where it falls among the changes.
+    pub next_seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableDdlKind {
+    Drop,
+    Truncate,
+    Rename { to: TableId },
+}
+
+impl TableDdlKind {
+    /// DMS's `metadata.operation` of the control record.
+    pub fn dms_operation(&self) -> &'static str {
+        match self {
+            TableDdlKind::Drop => "drop-table",
+            TableDdlKind::Truncate => "truncate-table",
+            TableDdlKind::Rename { .. } => "rename-table",
+        }
+    }
+}
+
 impl fmt::Display for TableId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.db, self.table)

@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 use crate::error::Result;
 use crate::event::ChangeEvent;
 use crate::pipeline::SinkSpec;
+use crate::schema::TableDdl;
 
 /// Events in commit order, shared by every sink (the pipeline never deep-copies a batch per
 /// sink). `bytes` is an estimate of the memory they hold, for the sinks' bounded queues.
@@ -63,6 +64,14 @@ pub trait Sink: Send {
     async fn write(&mut self, batch: &Batch) -> Result<()>;
     fn mark(&self) -> Json;
     async fn flush(&mut self) -> Result<()>;
+    /// A table was dropped, truncated or renamed at the source, where no row event shows it.
+    /// It comes in order with the batches around it and is owned like a `write`: durable at
+    /// the next flush, kept through a failure. Stream sinks send consumers a control record;
+    /// the default ignores it (the lake keeps a dropped table's data and history).
+    async fn table_ddl(&mut self, ddl: &TableDdl) -> Result<()> {
+        let _ = ddl;
+        Ok(())
+    }
     /// Starts making everything written so far durable and returns at once, so the sink goes
     /// on taking writes while it runs (the lake writes a sealed buffer while the next one
     /// fills). `None`, the default: the sink cannot, and the pipeline calls `flush` and waits.

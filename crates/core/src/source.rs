@@ -23,6 +23,9 @@ pub enum SourceMsg {
     /// Full-load progress, for operators: a table's read started (with the server's row
     /// estimate) or ended. Rows themselves arrive as `Events` with `Op::Read`.
     FullLoad { table: TableId, estimated_rows: u64, done: bool },
+    /// A table was dropped, truncated or renamed, after the events sent before this and before
+    /// those after (DDL commits on its own: no transaction is open).
+    TableDdl(crate::schema::TableDdl),
     /// The source hit a failure it is retrying (a lost connection); for operators only.
     Retrying(SluiceError),
 }

@@ -10,10 +10,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
 use serde_json::{json, Value as Json};
 use sluice_core::config::EventFormat;
-use sluice_core::encode::{debezium, dms_with, SchemaTracker};
+use sluice_core::encode::{debezium, debezium_table_ddl, dms_table_ddl, dms_with, SchemaTracker};
 use sluice_core::error::{ErrorKind, Result, SluiceError};
 use sluice_core::event::{ChangeEvent, Op};
-use sluice_core::schema::TableId;
+use sluice_core::schema::{TableDdl, TableDdlKind, TableId};
 use sluice_core::sink::{Batch, Sink};
 use tracing::{debug, info};
 
@@ -270,6 +270,19 @@ impl Sink for KafkaSink {
         for ev in &batch.events {
             self.encode(ev)?;
         }
+        Ok(())
+    }
+
+    /// A record on the schema-change topic `<prefix>` (DMS control record or Debezium
+    /// schema change) with the `seq` of the change it precedes, as a table definition has. The next event of a table
+    /// of that name announces its definition again.
+    async fn table_ddl(&mut self, ddl: &TableDdl) -> Result<()> {
+        if !matches!(ddl.kind, TableDdlKind::Truncate) {
+            self.tables.forget(&ddl.table);
+        }
+        let record = if self.cfg.format == EventFormat::Dms { dms_table_ddl(ddl) } else { debezium_table_ddl(ddl) };
+        let value = serde_json::to_vec(&record).map_err(|e| SluiceError::permanent("cannot encode a control record").with_source(e))?;
+        self.push(Arc::clone(&self.schema_topic), Some(schema_key(&ddl.table.db)), Some(value), Some(ddl.next_seq));
         Ok(())
     }
 

@@ -43,6 +43,9 @@ pub struct Record {
     pub origin: Option<Origin>,
     /// The change's `seq` (for messages; never a value).
     pub seq: u64,
+    /// A whole-table DDL's control record: no event to encode it again from, so its data is
+    /// never lent to a call, and it is sent alone, like a table definition.
+    table_ddl: bool,
 }
 
 /// The event a record encodes: its batch (shared, not copied) and index, and for a control
@@ -56,12 +59,17 @@ pub struct Origin {
 
 impl Record {
     pub fn new(data: Vec<u8>, key: String, old_key: Option<String>, origin: Option<Origin>, seq: u64) -> Self {
-        Self { len: data.len(), data, key, old_key, origin, seq }
+        Self { len: data.len(), data, key, old_key, origin, seq, table_ddl: false }
+    }
+
+    /// The control record of a whole-table DDL, before the change numbered `next_seq`.
+    pub fn table_ddl(data: Vec<u8>, key: String, next_seq: u64) -> Self {
+        Self { table_ddl: true, ..Self::new(data, key, None, None, next_seq) }
     }
 
     /// A table definition: sent alone, in order with everything else.
     pub fn is_control(&self) -> bool {
-        self.origin.as_ref().is_some_and(|o| o.control.is_some())
+        self.table_ddl || self.origin.as_ref().is_some_and(|o| o.control.is_some())
     }
 
     /// What it counts for against the call and record limits.

@@ -8,10 +8,10 @@ use aws_sdk_kinesis::Client;
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 use sluice_core::config::EventFormat;
-use sluice_core::encode::{debezium, dms_control, dms_with, SchemaTracker};
+use sluice_core::encode::{debezium, dms_control, dms_table_ddl, dms_with, SchemaTracker};
 use sluice_core::error::{Result, SluiceError};
 use sluice_core::event::Op;
-use sluice_core::schema::TableSchema;
+use sluice_core::schema::{TableDdl, TableDdlKind, TableId, TableSchema};
 use sluice_core::sink::{Batch, Sink};
 use sluice_core::value::Row;
 use tracing::{debug, info};
@@ -96,7 +96,7 @@ impl KinesisSink {
         let origin = |control| Origin { batch: Arc::clone(batch), index, control };
         if self.cfg.format == EventFormat::Dms {
             if let Some(change) = self.tables.observe(&ev.schema) {
-                self.push(origin(Some(change)), table_key(&ev.schema), None)?;
+                self.push(origin(Some(change)), table_key(&ev.schema.id), None)?;
             }
         }
         let (key, old_key) = if self.keyed(ev) {
@@ -107,7 +107,7 @@ impl KinesisSink {
             };
             (key, old)
         } else {
-            (table_key(&ev.schema), None)
+            (table_key(&ev.schema.id), None)
         };
         self.push(origin(None), key, old_key)
     }
@@ -131,8 +131,10 @@ impl KinesisSink {
         let mut entries = Vec::with_capacity(call.len());
         for &i in &call {
             let r = self.pending.get_mut(i);
-            // The SDK takes the bytes by value: lend them (no copy), encode again on failure.
-            let entry = PutRecordsRequestEntry::builder().data(Blob::new(std::mem::take(&mut r.data))).partition_key(&r.key).build();
+            // The SDK takes the bytes by value: lend them (no copy), encode again on failure;
+            // a record with nothing to encode it from again is copied.
+            let data = if r.origin.is_some() { std::mem::take(&mut r.data) } else { r.data.clone() };
+            let entry = PutRecordsRequestEntry::builder().data(Blob::new(data)).partition_key(&r.key).build();
             entries.push(entry.map_err(|e| SluiceError::permanent("cannot build a Kinesis record").with_source(e))?);
         }
         let sent = client
@@ -215,6 +217,22 @@ impl Sink for KinesisSink {
         Ok(())
     }
 
+    /// DMS format: a `drop-table` / `truncate-table` / `rename-table` control record, keyed by
+    /// the table like its definitions. The next event of a table of that name announces its
+    /// definition again.
+    async fn table_ddl(&mut self, ddl: &TableDdl) -> Result<()> {
+        if !matches!(ddl.kind, TableDdlKind::Truncate) {
+            self.tables.forget(&ddl.table);
+        }
+        if self.cfg.format != EventFormat::Dms {
+            return Ok(());
+        }
+        let data =
+            serde_json::to_vec(&dms_table_ddl(ddl)).map_err(|e| SluiceError::permanent("cannot encode a control record").with_source(e))?;
+        self.pending.push(Record::table_ddl(data, table_key(&ddl.table), ddl.next_seq));
+        Ok(())
+    }
+
     fn mark(&self) -> Json {
         json!({ "at_ms": chrono::Utc::now().timestamp_millis() })
     }
@@ -256,8 +274,8 @@ impl Sink for KinesisSink {
 
 /// `db.table`: the partition key of a table's control records, and of every record with
 /// `partition_key = "schema-table"` or without a key.
-fn table_key(schema: &TableSchema) -> String {
-    bounded(format!("{}.{}", schema.id.db, schema.id.table))
+fn table_key(id: &TableId) -> String {
+    bounded(format!("{}.{}", id.db, id.table))
 }
 
 /// `db.table.<key values joined by '|'>`.
@@ -303,7 +321,7 @@ mod tests {
         let s = schema(vec![0, 1]);
         let row = vec![Value::Text("eu".into()), Value::Int(42), Value::Text("not in the key".into())];
         assert_eq!(row_key(&s, &row), "shop.orders.eu|42");
-        assert_eq!(table_key(&s), "shop.orders");
+        assert_eq!(table_key(&s.id), "shop.orders");
         let long = vec![Value::Text("x".repeat(300)), Value::Int(1), Value::Null];
         let k = row_key(&s, &long);
         assert_eq!(k.len(), 64, "over 256 characters: its SHA-256 in hex");

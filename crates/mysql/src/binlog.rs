@@ -161,6 +161,22 @@ impl<'a> BinlogReader<'a> {
                         Statement::Other => {
                             // DDL commits implicitly and is its own transaction.
                             self.on_statement(&sql, &q.schema());
+                            // Before the checkpoint past it: a crash cannot commit the position
+                            // without the DDL having reached the sinks. Not again after a
+                            // reconnect if changes after it were sent.
+                            let captures = |t: &TableId| self.shared.source.captures(&t.db, &t.table);
+                            let ts_ms = i64::from(hdr.timestamp()) * 1000;
+                            let ddls = crate::ddl::captured(&sql, &q.schema(), captures, ts_ms, cursor.seq);
+                            if !ddls.is_empty() && cursor.seq >= cursor.sent_below {
+                                if !pending.is_empty() && !send(out, SourceMsg::Events(std::mem::take(&mut pending))).await {
+                                    return Ok(StreamEnd::Closed);
+                                }
+                                for d in ddls {
+                                    if !send(out, SourceMsg::TableDdl(d)).await {
+                                        return Ok(StreamEnd::Closed);
+                                    }
+                                }
+                            }
                             if !tx.open {
                                 self.commit(&file, end_pos, &mut tx, &mut pending, cursor, out).await?;
                             }

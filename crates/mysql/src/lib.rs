@@ -5,6 +5,7 @@ pub mod check;
 pub mod claim;
 pub mod config;
 pub mod conn;
+mod ddl;
 pub mod decode;
 mod events;
 pub mod file;

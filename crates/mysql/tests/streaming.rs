@@ -40,7 +40,7 @@ async fn run_once(cfg: &Config, resume: Option<Checkpoint>) -> (Vec<ChangeEvent>
                 last = Some(cp);
             }
             Some(SourceMsg::CaughtUp) => break,
-            Some(SourceMsg::Idle | SourceMsg::FullLoad { .. } | SourceMsg::Retrying(_)) => {}
+            Some(SourceMsg::Idle | SourceMsg::FullLoad { .. } | SourceMsg::Retrying(_) | SourceMsg::TableDdl(_)) => {}
             None => panic!("source ended: {:?}", task.await),
         }
     }

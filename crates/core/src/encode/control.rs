@@ -56,6 +56,12 @@ impl SchemaTracker {
         change
     }
 
+    /// Forgets `id` (dropped or renamed): a table created again under its name is announced
+    /// as a new one.
+    pub fn forget(&mut self, id: &TableId) {
+        self.seen.remove(id);
+    }
+
     /// Forgets every table: after a restart the sink cannot know what consumers were told, so
     /// each table's definition is sent again before its next event.
     pub fn reset(&mut self) {

@@ -94,7 +94,7 @@ fn build(data: Json, before: Option<Json>, operation: &str, ts_ms: i64, table: T
 
 /// DMS's timestamp: UTC, always six fractional digits (`2024-11-25T16:00:00.000000Z`), so a
 /// stream never mixes two formats.
-fn timestamp(ts_ms: i64) -> String {
+pub(super) fn timestamp(ts_ms: i64) -> String {
     let t = chrono::DateTime::from_timestamp_millis(ts_ms).unwrap_or_default();
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }

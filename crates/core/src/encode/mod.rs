@@ -2,6 +2,7 @@
 pub mod control;
 mod debezium;
 mod dms;
+mod table_ddl;
 
 use serde_json::{Map, Value as Json};
 
@@ -13,6 +14,7 @@ use crate::value::Row;
 pub use control::{SchemaChange, SchemaTracker};
 pub use debezium::{debezium, debezium_source};
 pub use dms::{debezium_to_dms, dms, dms_control, dms_keyed, dms_with};
+pub use table_ddl::{debezium_table_ddl, dms_table_ddl};
 
 /// Encodes one event in `format` as a single JSON line (no trailing newline).
 pub fn encode(event: &ChangeEvent, format: EventFormat, processed_ms: i64) -> Json {

@@ -34,6 +34,7 @@ use crate::checkpoint::Checkpoint;
 use crate::error::{Result, SluiceError};
 use crate::event::{ChangeEvent, Op};
 use crate::retry::RetryPolicy;
+use crate::schema::TableDdl;
 use crate::sink::{Batch, EventBatch, Sink};
 use crate::source::{Source, SourceMsg};
 use crate::state::{StateStore, TableStats};
@@ -262,6 +263,12 @@ impl Pipeline {
                     Some(SourceMsg::CaughtUp) => debug!("caught up with the log end seen at start"),
                     Some(SourceMsg::FullLoad { table, estimated_rows, done }) => full_load(&stats, &tables, &table, estimated_rows, done),
                     Some(SourceMsg::Retrying(err)) => stats.error("source", &err),
+                    Some(SourceMsg::TableDdl(ddl)) => {
+                        info!(table = %ddl.table, change = ddl.kind.dms_operation(), "table DDL at the source");
+                        if let Err(e) = fan.table_ddl(ddl) {
+                            break Err(e);
+                        }
+                    }
                     None => break Err(source_result(&mut source_task).await),
                 },
                 _ = ticker.tick() => {
@@ -394,6 +401,14 @@ impl Fanout {
     async fn push(&self, batch: &Batch) -> Result<()> {
         for q in &self.queues {
             q.push(batch).await.map_err(|_| SluiceError::permanent(SINK_GONE))?;
+        }
+        Ok(())
+    }
+
+    fn table_ddl(&self, ddl: TableDdl) -> Result<()> {
+        let ddl = Arc::new(ddl);
+        for q in &self.queues {
+            q.table_ddl(&ddl).map_err(|_| SluiceError::permanent(SINK_GONE))?;
         }
         Ok(())
     }

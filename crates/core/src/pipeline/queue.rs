@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
+use crate::schema::TableDdl;
 use crate::sink::Batch;
 
 /// A checkpoint's place in the stream: everything before it in the queue forms whole
@@ -25,6 +26,8 @@ pub enum Item {
     /// The permit returns the batch's bytes to the queue once the sink has taken it.
     Events(Batch, OwnedSemaphorePermit),
     Barrier(Barrier),
+    /// A whole-table DDL, in its place among the batches.
+    TableDdl(Arc<TableDdl>),
 }
 
 pub struct QueueTx {
@@ -55,6 +58,10 @@ impl QueueTx {
 
     pub fn barrier(&self, b: Barrier) -> Result<(), Closed> {
         self.tx.send(Item::Barrier(b)).map_err(|_| Closed)
+    }
+
+    pub fn table_ddl(&self, ddl: &Arc<TableDdl>) -> Result<(), Closed> {
+        self.tx.send(Item::TableDdl(Arc::clone(ddl))).map_err(|_| Closed)
     }
 
     /// Bytes of events queued and not yet taken by the sink.

@@ -78,6 +78,13 @@ impl SinkTask {
                             self.start(&mut running, &mut unflushed, &mut retry).await?;
                         }
                     }
+                    Some(Item::TableDdl(ddl)) => {
+                        if let Err(e) = self.sink.table_ddl(&ddl).await {
+                            // Kept like a failed write: the retried flush sends it.
+                            self.settle(&mut running, &mut unflushed, &mut retry).await?;
+                            self.retry_flush(e, &mut retry).await?;
+                        }
+                    }
                     Some(Item::Barrier(b)) => {
                         unflushed = Some((b, self.sink.mark()));
                         if b.urgent {

@@ -219,6 +219,23 @@ impl Reading<'_> {
                         if is_ddl(&q.query()) {
                             self.layouts.clear();
                         }
+                        // Before the checkpoint past it, as the replication reader does.
+                        let selection = self.selection.selection();
+                        let captures = |t: &TableId| selection.captures(&t.db, &t.table);
+                        let ts_ms = i64::from(hdr.timestamp()) * 1000;
+                        let ddls = crate::ddl::captured(&q.query(), &q.schema(), captures, ts_ms, self.cursor.seq);
+                        if !ddls.is_empty() && self.cursor.seq >= self.cursor.sent_below {
+                            if !self.pending.is_empty()
+                                && self.out.send(SourceMsg::Events(std::mem::take(&mut self.pending))).await.is_err()
+                            {
+                                return Ok(false);
+                            }
+                            for d in ddls {
+                                if self.out.send(SourceMsg::TableDdl(d)).await.is_err() {
+                                    return Ok(false);
+                                }
+                            }
+                        }
                         if !self.tx.open {
                             return self.commit(name, end).await;
                         }

@@ -84,7 +84,7 @@ impl Run {
                 }
                 Ok(Some(SourceMsg::Events(batch))) => events.extend(batch),
                 Ok(Some(SourceMsg::Checkpoint(cp))) => self.last_checkpoint = Some(cp),
-                Ok(Some(SourceMsg::Idle | SourceMsg::FullLoad { .. } | SourceMsg::Retrying(_))) => {}
+                Ok(Some(SourceMsg::Idle | SourceMsg::FullLoad { .. } | SourceMsg::Retrying(_) | SourceMsg::TableDdl(_))) => {}
                 Ok(Some(SourceMsg::CaughtUp)) => return events,
             }
         }
