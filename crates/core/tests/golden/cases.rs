@@ -435,7 +435,8 @@ pub fn source(snapshot: bool, gtid: Option<&str>) -> SourceInfo {
 }
 
 /// An event of `schema`: `prev` is the before image of an update.
-#[allow(clippy::too_many_arguments)]
+// `.into()`: the source becomes an `Arc<SourceInfo>` on a branch being merged.
+#[allow(clippy::too_many_arguments, clippy::useless_conversion)]
 pub fn event(schema: &SchemaRef, op: Op, row: &[Value], prev: &[Value], ts_ms: i64, seq: u64, tx: Option<&str>) -> ChangeEvent {
     let (before, after) = match op {
         Op::Insert | Op::Read => (None, Some(row.to_vec())),
