@@ -79,7 +79,7 @@ fn insert(schema: &SchemaRef, i: usize, row: Row) -> ChangeEvent {
 /// The lines of `batch` at the end of `buf`, as the JSON-lines sink writes them.
 fn encode_lines(batch: &[ChangeEvent], format: EventFormat, buf: &mut Vec<u8>) -> anyhow::Result<()> {
     for ev in batch {
-        serde_json::to_writer(&mut *buf, &sluice_core::encode::encode(ev, format, 1_732_550_400_123))?;
+        sluice_core::encode::encode_into(ev, format, 1_732_550_400_123, buf)?;
         buf.push(b'\n');
     }
     Ok(())

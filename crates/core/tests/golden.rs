@@ -7,17 +7,24 @@
 mod cases;
 
 use sluice_core::config::EventFormat;
-use sluice_core::encode::{debezium, debezium_to_dms, dms_control, dms_keyed, dms_with, encode, SchemaChange};
+use sluice_core::encode::{debezium, debezium_into, debezium_to_dms, dms_control, dms_into, dms_keyed, encode_into, write_json, SchemaChange};
 
 fn bytes(j: &serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(j).expect("serialize")
+}
+
+/// What a writer appends to an empty buffer.
+fn written(write: impl FnOnce(&mut Vec<u8>) -> sluice_core::error::Result<()>) -> Vec<u8> {
+    let mut out = Vec::new();
+    write(&mut out).expect("encode");
+    out
 }
 
 /// The JSON-lines sink's encodings (`encode`, with a processing time for Debezium's `ts_ms`).
 #[test]
 fn jsonl_lines() {
     for (file, format) in [("debezium.golden", EventFormat::Debezium), ("dms.golden", EventFormat::Dms)] {
-        let lines = cases::events().into_iter().map(|(n, ev)| (n, bytes(&encode(&ev, format, 1_732_550_400_123)))).collect();
+        let lines = cases::events().into_iter().map(|(n, ev)| (n, written(|out| encode_into(&ev, format, 1_732_550_400_123, out)))).collect();
         cases::check(env!("CARGO_MANIFEST_DIR"), file, lines);
     }
 }
@@ -28,9 +35,9 @@ fn jsonl_lines() {
 fn stream_records() {
     let mut lines = Vec::new();
     for (n, ev) in cases::events() {
-        lines.push((format!("{n}.debezium"), bytes(&debezium(&ev, ev.ts_ms))));
+        lines.push((format!("{n}.debezium"), written(|out| debezium_into(&ev, ev.ts_ms, out))));
         for (keyed, before) in [(true, true), (true, false), (false, true), (false, false)] {
-            lines.push((format!("{n}.dms.keyed={keyed}.before={before}"), bytes(&dms_with(&ev, keyed, before))));
+            lines.push((format!("{n}.dms.keyed={keyed}.before={before}"), written(|out| dms_into(&ev, keyed, before, out))));
         }
         lines.push((format!("{n}.dms_keyed=false"), bytes(&dms_keyed(&ev, false))));
     }
@@ -42,7 +49,8 @@ fn stream_records() {
 fn debezium_read_back_as_dms() {
     let mut lines = Vec::new();
     for (n, ev) in cases::events() {
-        let line = bytes(&debezium(&ev, 5));
+        let line = written(|out| debezium_into(&ev, 5, out));
+        assert_eq!(bytes(&debezium(&ev, 5)), line, "{n}: the tree and the writer agree");
         let parsed: serde_json::Value = serde_json::from_slice(&line).expect("parse");
         for keyed in [true, false] {
             let dms = debezium_to_dms(&parsed, keyed).expect("a Debezium change");
@@ -77,7 +85,9 @@ fn control_records() {
 fn values() {
     let mut lines = Vec::new();
     for (n, v) in cases::values() {
-        lines.push((format!("{n}.json"), bytes(&v.to_json())));
+        let json = written(|out| write_json(&v, out));
+        assert_eq!(bytes(&v.to_json()), json, "{n}: the tree and the writer agree");
+        lines.push((format!("{n}.json"), json));
         lines.push((format!("{n}.render"), bytes(&serde_json::Value::String(v.render()))));
     }
     cases::check(env!("CARGO_MANIFEST_DIR"), "values.golden", lines);

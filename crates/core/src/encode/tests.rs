@@ -5,6 +5,13 @@ use crate::event::{Op, SourceInfo};
 use crate::schema::{Column, SqlType, TableId, TableSchema};
 use crate::value::Value;
 
+/// `dms_into`'s record as a tree.
+fn dms_with(ev: &ChangeEvent, keyed: bool, before_image: bool) -> serde_json::Value {
+    let mut out = Vec::new();
+    dms_into(ev, keyed, before_image, &mut out).unwrap();
+    serde_json::from_slice(&out).unwrap()
+}
+
 fn event(op: Op) -> ChangeEvent {
     event_at(op, 1_700_000_000_123, vec![0])
 }
@@ -27,23 +34,17 @@ fn event_at(op: Op, ts_ms: i64, key: Vec<usize>) -> ChangeEvent {
         Op::Update => (before, after),
         Op::Delete => (before, None),
     };
-    ChangeEvent {
-        op,
-        schema,
-        before,
-        after,
-        ts_ms,
-        tx: Some("0-1-9".into()),
-        seq: 42,
-        source: SourceInfo {
-            connector: "mysql",
-            file: "mysql-bin.000001".into(),
-            pos: 400,
-            gtid: Some("0-1-9".into()),
-            server_id: 1,
-            snapshot: false,
-        },
-    }
+    let source = SourceInfo {
+        connector: "mysql",
+        file: "mysql-bin.000001".into(),
+        pos: 400,
+        gtid: Some("0-1-9".into()),
+        server_id: 1,
+        snapshot: false,
+    };
+    #[allow(clippy::useless_conversion)] // the source becomes an `Arc<SourceInfo>` on a branch being merged
+    let source = source.into();
+    ChangeEvent { op, schema, before, after, ts_ms, tx: Some("0-1-9".into()), seq: 42, source }
 }
 
 #[test]
