@@ -7,7 +7,9 @@
 mod cases;
 
 use sluice_core::config::EventFormat;
-use sluice_core::encode::{debezium, debezium_into, debezium_to_dms, dms_control, dms_into, dms_keyed, encode_into, write_json, SchemaChange};
+use sluice_core::encode::{
+    debezium, debezium_into, debezium_to_dms, dms_control, dms_into, dms_keyed, encode_into, write_json, SchemaChange,
+};
 
 fn bytes(j: &serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(j).expect("serialize")
@@ -24,7 +26,8 @@ fn written(write: impl FnOnce(&mut Vec<u8>) -> sluice_core::error::Result<()>) -
 #[test]
 fn jsonl_lines() {
     for (file, format) in [("debezium.golden", EventFormat::Debezium), ("dms.golden", EventFormat::Dms)] {
-        let lines = cases::events().into_iter().map(|(n, ev)| (n, written(|out| encode_into(&ev, format, 1_732_550_400_123, out)))).collect();
+        let lines =
+            cases::events().into_iter().map(|(n, ev)| (n, written(|out| encode_into(&ev, format, 1_732_550_400_123, out)))).collect();
         cases::check(env!("CARGO_MANIFEST_DIR"), file, lines);
     }
 }

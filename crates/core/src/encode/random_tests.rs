@@ -16,7 +16,10 @@ use crate::value::Row;
 const SAFE: i64 = 1 << 53;
 
 fn text(rng: &mut StdRng) -> String {
-    const POOL: &[char] = &['a', 'Z', '0', ' ', '"', '\\', '/', '\'', '\u{0}', '\u{1f}', '\t', '\n', '\r', '\u{7f}', 'é', '日', '😀', '\u{2028}', '\u{fffd}', '{', ':'];
+    const POOL: &[char] = &[
+        'a', 'Z', '0', ' ', '"', '\\', '/', '\'', '\u{0}', '\u{1f}', '\t', '\n', '\r', '\u{7f}', 'é', '日', '😀', '\u{2028}', '\u{fffd}',
+        '{', ':',
+    ];
     let n = rng.gen_range(0..12);
     (0..n).map(|_| if rng.gen_bool(0.15) { rng.gen::<char>() } else { POOL[rng.gen_range(0..POOL.len())] }).collect()
 }
@@ -29,7 +32,9 @@ fn json_doc(rng: &mut StdRng, depth: u32) -> String {
         0 => "null".into(),
         1 => ["true", "false"][rng.gen_range(0..2)].into(),
         2 => rng.gen::<i64>().to_string(),
-        3 => ["1e5", "-0", "2.50", "1E-7", "12345678901234567890123", "18446744073709551615", "0.1", "1e400", "-1.5e-300"][rng.gen_range(0..9)].into(),
+        3 => ["1e5", "-0", "2.50", "1E-7", "12345678901234567890123", "18446744073709551615", "0.1", "1e400", "-1.5e-300"]
+            [rng.gen_range(0..9)]
+        .into(),
         4 => serde_json::to_string(&text(rng)).unwrap_or_default(),
         5 => [r#""\u0041\/\ud83d\ude00""#, r#""\b\f""#, "{bad", "", "[1,]", "'x'"][rng.gen_range(0..6)].into(),
         6 | 7 => {
@@ -55,7 +60,11 @@ fn value(rng: &mut StdRng) -> Value {
     match rng.gen_range(0..16) {
         0 => Value::Null,
         1 => Value::Int(if rng.gen_bool(0.5) { edge_i[rng.gen_range(0..edge_i.len())] } else { rng.gen::<i64>() >> rng.gen_range(0..64) }),
-        2 => Value::UInt(if rng.gen_bool(0.3) { [0, SAFE as u64, SAFE as u64 + 1, u64::MAX][rng.gen_range(0..4)] } else { rng.gen::<u64>() >> rng.gen_range(0..64) }),
+        2 => Value::UInt(if rng.gen_bool(0.3) {
+            [0, SAFE as u64, SAFE as u64 + 1, u64::MAX][rng.gen_range(0..4)]
+        } else {
+            rng.gen::<u64>() >> rng.gen_range(0..64)
+        }),
         3 => Value::Float(if rng.gen_bool(0.5) { f32::from_bits(rng.gen()) } else { rng.gen_range(-1e6f32..1e6) }),
         4 => Value::Double(match rng.gen_range(0..4) {
             0 => f64::from_bits(rng.gen()),
