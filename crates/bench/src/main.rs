@@ -64,6 +64,9 @@ enum Command {
         /// Runs of each format; the fastest is reported.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Skip the checksum of the output (a profile then shows the encoders alone).
+        #[arg(long)]
+        no_checksum: bool,
     },
     /// Produce the lines of a file as records of a Kafka topic (idempotent, acks=all) and report
     /// rows/s.
@@ -94,7 +97,7 @@ fn main() -> ExitCode {
             Command::Decode { url, table, file, pos, server_id } => decode::run(&url, &table, &file, pos, server_id).await,
             Command::Load(args) => load::run(args).await,
             Command::Produce { brokers, topic, file } => produce::run(&brokers, &topic, &file).await,
-            Command::Encode { rows, rounds } => encode::run(rows, rounds),
+            Command::Encode { rows, rounds, no_checksum } => encode::run(rows, rounds, !no_checksum),
             Command::Mask { rows, config } => {
                 std::fs::read_to_string(&config).map_err(anyhow::Error::from).and_then(|c| mask::run(rows, &c))
             }
