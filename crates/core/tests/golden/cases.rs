@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 use std::sync::Arc;
 
+use sluice_core::encode::SchemaChange;
 use sluice_core::event::{ChangeEvent, Op, SourceInfo};
 use sluice_core::schema::{Column, SchemaRef, SqlType, TableId, TableSchema};
 use sluice_core::value::{days_from_ymd, micros_from_parts, Value};
@@ -15,6 +16,15 @@ fn col(name: &str, ty: SqlType) -> Column {
 fn int(bits: u8, unsigned: bool) -> SqlType {
     SqlType::Int { bits, unsigned }
 }
+
+/// The kinds of table change, in the order the golden files list them.
+pub const CHANGES: [SchemaChange; 5] = [
+    SchemaChange::CreateTable,
+    SchemaChange::AddColumn,
+    SchemaChange::DropColumn,
+    SchemaChange::ColumnTypeChange,
+    SchemaChange::ChangeColumns,
+];
 
 /// One column of every type (integers of every width, both signs).
 pub fn all_types_columns() -> Vec<Column> {
@@ -232,166 +242,52 @@ pub fn all_types_rows() -> Vec<(&'static str, Vec<Value>)> {
         ),
         (
             "specials",
-            vec![
+            sparse(
                 Int(5),
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Float(f32::NAN),
-                Double(f64::INFINITY),
-                Null,
-                DateTime(i64::MAX),
-                Timestamp(i64::MIN),
-                Time(i64::MIN),
-                Null,
-                Null,
-                Null,
-                Null,
-                json("{bad json"),
-                Null,
-                Null,
-                Null,
-                Null,
-            ],
+                vec![
+                    (12, Float(f32::NAN)),
+                    (13, Double(f64::INFINITY)),
+                    (15, DateTime(i64::MAX)),
+                    (16, Timestamp(i64::MIN)),
+                    (17, Time(i64::MIN)),
+                    (22, json("{bad json")),
+                ],
+            ),
         ),
         (
             "more_floats",
-            vec![
+            sparse(
                 Int(6),
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Decimal("-12345.678".into()),
-                Float(f32::NEG_INFINITY),
-                Double(f64::NAN),
-                Null,
-                DateTime(micros(1900, 1, 1, 0, 0, 0, 1)),
-                Timestamp(micros(1970, 1, 1, 0, 0, 0, 1)),
-                Time(hms(0, 0, 0, 1)),
-                Null,
-                text("日本"),
-                Null,
-                Null,
-                json("  42  "),
-                Null,
-                Null,
-                Null,
-                Null,
-            ],
+                vec![
+                    (11, Decimal("-12345.678".into())),
+                    (12, Float(f32::NEG_INFINITY)),
+                    (13, Double(f64::NAN)),
+                    (15, DateTime(micros(1900, 1, 1, 0, 0, 0, 1))),
+                    (16, Timestamp(micros(1970, 1, 1, 0, 0, 0, 1))),
+                    (17, Time(hms(0, 0, 0, 1))),
+                    (19, text("日本")),
+                    (22, json("  42  ")),
+                ],
+            ),
         ),
-        (
-            "exponents",
-            vec![
-                Int(7),
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Float(1e-45),
-                Double(1e21),
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                json(""),
-                Null,
-                Null,
-                Null,
-                Null,
-            ],
-        ),
-        (
-            "exponents2",
-            vec![
-                Int(8),
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Float(16_777_217.0),
-                Double(1e-7),
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                json(r#""just a string""#),
-                Null,
-                Null,
-                Null,
-                Null,
-            ],
-        ),
+        ("exponents", sparse(Int(7), vec![(12, Float(1e-45)), (13, Double(1e21)), (22, json(""))])),
+        ("exponents2", sparse(Int(8), vec![(12, Float(16_777_217.0)), (13, Double(1e-7)), (22, json(r#""just a string""#))])),
         (
             "exponents3",
-            vec![
-                Int(9),
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Float(3.402_823_5e38),
-                Double(123_456_789_012_345_680_000.0),
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                Null,
-                json("[1.0, 100, 1e400]"),
-                Null,
-                Null,
-                Null,
-                Null,
-            ],
+            sparse(Int(9), vec![(12, Float(3.402_823_5e38)), (13, Double(123_456_789_012_345_680_000.0)), (22, json("[1.0, 100, 1e400]"))]),
         ),
-        ("all_null", std::iter::once(Int(10)).chain(std::iter::repeat_n(Null, 26)).collect()),
+        ("all_null", sparse(Int(10), Vec::new())),
     ]
+}
+
+/// A row of the all-types table: `id`, then NULL but in the columns `set` (index, value).
+fn sparse(id: Value, set: Vec<(usize, Value)>) -> Vec<Value> {
+    let mut row = vec![Value::Null; all_types_columns().len()];
+    row[0] = id;
+    for (i, v) in set {
+        row[i] = v;
+    }
+    row
 }
 
 /// Standalone values (beyond the rows: more floats and extremes).
