@@ -34,17 +34,23 @@ fn event_at(op: Op, ts_ms: i64, key: Vec<usize>) -> ChangeEvent {
         Op::Update => (before, after),
         Op::Delete => (before, None),
     };
-    let source = SourceInfo {
-        connector: "mysql",
-        file: "mysql-bin.000001".into(),
-        pos: 400,
-        gtid: Some("0-1-9".into()),
-        server_id: 1,
-        snapshot: false,
-    };
-    #[allow(clippy::useless_conversion)] // the source becomes an `Arc<SourceInfo>` on a branch being merged
-    let source = source.into();
-    ChangeEvent { op, schema, before, after, ts_ms, tx: Some("0-1-9".into()), seq: 42, source }
+    ChangeEvent {
+        op,
+        schema,
+        before,
+        after,
+        ts_ms,
+        tx: Some("0-1-9".into()),
+        seq: 42,
+        source: SourceInfo {
+            connector: "mysql",
+            file: "mysql-bin.000001".into(),
+            pos: 400,
+            gtid: Some("0-1-9".into()),
+            server_id: 1,
+            snapshot: false,
+        },
+    }
 }
 
 #[test]
