@@ -6,13 +6,16 @@
 //! - `load`: a writer at a steady rate (or as fast as the server accepts) whose rows carry their
 //!   send time in µs, while following the JSON-lines events file (commit → event) and polling
 //!   `sluice query` (commit → queryable in the lake).
+//! - `encode`: the JSON encoders alone on N reference users rows, Debezium and DMS (rows/s).
 //! - `produce`: the lines of a file as Kafka records through librdkafka alone (the Kafka
 //!   baseline).
 mod decode;
+mod encode;
 mod load;
 mod mask;
 mod produce;
 mod stats;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +57,17 @@ enum Command {
         #[arg(long)]
         config: std::path::PathBuf,
     },
+    /// Cost of the JSON encoders alone (Debezium and DMS lines) on N reference users rows.
+    Encode {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Runs of each format; the fastest is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Skip the checksum of the output (a profile then shows the encoders alone).
+        #[arg(long)]
+        no_checksum: bool,
+    },
     /// Produce the lines of a file as records of a Kafka topic (idempotent, acks=all) and report
     /// rows/s.
     Produce {
@@ -83,6 +97,7 @@ fn main() -> ExitCode {
             Command::Decode { url, table, file, pos, server_id } => decode::run(&url, &table, &file, pos, server_id).await,
             Command::Load(args) => load::run(args).await,
             Command::Produce { brokers, topic, file } => produce::run(&brokers, &topic, &file).await,
+            Command::Encode { rows, rounds, no_checksum } => encode::run(rows, rounds, !no_checksum),
             Command::Mask { rows, config } => {
                 std::fs::read_to_string(&config).map_err(anyhow::Error::from).and_then(|c| mask::run(rows, &c))
             }

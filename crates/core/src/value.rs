@@ -1,7 +1,10 @@
 //! Typed column values. One representation for snapshot and binlog, so the same stored datum
 //! always becomes the same value whichever path read it.
-use base64::Engine as _;
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use std::fmt::Write as _;
+
+use base64::display::Base64Display;
+use chrono::{DateTime, Datelike as _, NaiveDate, NaiveDateTime, Timelike as _};
+use serde::{Serialize, Serializer};
 use serde_json::Value as Json;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,43 +96,70 @@ impl Value {
         std::mem::size_of::<Value>() + heap
     }
 
-    /// JSON rendering (DESIGN.md contract): integers as numbers (beyond ±2^53 as strings),
-    /// DECIMAL as exact strings, dates ISO-8601 (TIMESTAMP in UTC with `Z`), binary base64,
-    /// JSON embedded, ENUM/SET as text.
+    /// JSON rendering (DESIGN.md contract) as a tree, for callers that inspect it; the
+    /// encoders write the same JSON straight into bytes through [`Value`]'s `Serialize`.
     pub fn to_json(&self) -> Json {
-        const SAFE: i64 = 1 << 53;
-        match self {
-            Value::Null => Json::Null,
-            Value::Int(v) if (-SAFE..=SAFE).contains(v) => Json::from(*v),
-            Value::Int(v) => Json::String(v.to_string()),
-            Value::UInt(v) if *v <= SAFE as u64 => Json::from(*v),
-            Value::UInt(v) => Json::String(v.to_string()),
-            Value::Float(v) => float_json(f64::from(*v)),
-            Value::Double(v) => float_json(*v),
-            Value::Decimal(s) => Json::String(s.clone()),
-            Value::Date(d) => Json::String(format_date(*d)),
-            Value::DateTime(us) => Json::String(format_datetime(*us, false)),
-            Value::Timestamp(us) => Json::String(format_datetime(*us, true)),
-            Value::Time(us) => Json::String(format_time(*us)),
-            Value::Year(y) => Json::from(*y),
-            Value::ZeroDate => Json::String("0000-00-00".into()),
-            Value::Text(s) => Json::String(s.clone()),
-            Value::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| Json::String(s.clone())),
-            Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
-        }
+        // Serializing into a tree cannot fail: every map key is a string.
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// A short human-readable rendering used by `tail --format`-less tools and tests.
     pub fn render(&self) -> String {
-        match self.to_json() {
-            Json::String(s) => s,
-            other => other.to_string(),
+        match self {
+            Value::Text(s) | Value::Decimal(s) => s.clone(),
+            _ => match self.to_json() {
+                Json::String(s) => s,
+                other => other.to_string(),
+            },
         }
     }
 }
 
-fn float_json(v: f64) -> Json {
-    serde_json::Number::from_f64(v).map(Json::Number).unwrap_or_else(|| Json::String(v.to_string()))
+/// The JSON rendering (DESIGN.md contract), the one definition behind every encoder: integers
+/// as numbers (beyond ±2^53 as strings), DECIMAL as exact strings, dates ISO-8601 (TIMESTAMP in
+/// UTC with `Z`), binary base64, JSON embedded (as serde_json parses and prints it; text that
+/// is not JSON as a string), ENUM/SET as text; floats as serde_json prints an f64 (a FLOAT
+/// widened), NaN and infinities as the strings `NaN`, `inf`, `-inf`. Written straight into
+/// the serializer: dates and times on the stack, base64 through its `Display`.
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        const SAFE: i64 = 1 << 53;
+        match self {
+            Value::Null => s.serialize_unit(),
+            Value::Int(v) if (-SAFE..=SAFE).contains(v) => s.serialize_i64(*v),
+            Value::Int(v) => s.collect_str(v),
+            Value::UInt(v) if *v <= SAFE as u64 => s.serialize_u64(*v),
+            Value::UInt(v) => s.collect_str(v),
+            Value::Float(v) => serialize_float(f64::from(*v), s),
+            Value::Double(v) => serialize_float(*v, s),
+            Value::Decimal(t) | Value::Text(t) => s.serialize_str(t),
+            Value::Date(d) => s.serialize_str(date_text(*d).as_str()),
+            Value::DateTime(us) => s.serialize_str(datetime_text(*us, false).as_str()),
+            Value::Timestamp(us) => s.serialize_str(datetime_text(*us, true).as_str()),
+            Value::Time(us) => s.serialize_str(time_text(*us).as_str()),
+            Value::Year(y) => s.serialize_i16(*y),
+            Value::ZeroDate => s.serialize_str("0000-00-00"),
+            Value::Json(t) => match serde_json::from_str::<Json>(t) {
+                Ok(doc) => doc.serialize(s),
+                Err(_) => s.serialize_str(t),
+            },
+            Value::Bytes(b) => s.collect_str(&Base64Display::new(b, &base64::engine::general_purpose::STANDARD)),
+        }
+    }
+}
+
+fn serialize_float<S: Serializer>(v: f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() {
+        return s.serialize_f64(v);
+    }
+    // As `f64`'s `Display` writes them.
+    s.serialize_str(if v.is_nan() {
+        "NaN"
+    } else if v > 0.0 {
+        "inf"
+    } else {
+        "-inf"
+    })
 }
 
 fn epoch() -> NaiveDate {
@@ -149,25 +179,136 @@ pub fn micros_from_parts(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, us: u
 }
 
 pub fn format_date(days: i32) -> String {
-    (epoch() + chrono::Duration::days(i64::from(days))).format("%Y-%m-%d").to_string()
+    date_text(days).as_str().to_owned()
 }
 
 pub fn format_datetime(us: i64, utc: bool) -> String {
-    let dt: NaiveDateTime = DateTime::from_timestamp_micros(us).map(|d| d.naive_utc()).unwrap_or_default();
-    let base = dt.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let frac = us.rem_euclid(MICROS);
-    let frac = if frac == 0 { String::new() } else { format!(".{frac:06}") };
-    format!("{base}{frac}{}", if utc { "Z" } else { "" })
+    datetime_text(us, utc).as_str().to_owned()
 }
 
 pub fn format_time(us: i64) -> String {
-    let sign = if us < 0 { "-" } else { "" };
+    time_text(us).as_str().to_owned()
+}
+
+/// `YYYY-MM-DD`; a day past the calendar's range (±262,000 years) as 1970-01-01.
+fn date_text(days: i32) -> ShortText {
+    let date = epoch().checked_add_signed(chrono::TimeDelta::days(i64::from(days))).unwrap_or_default();
+    let mut t = ShortText::default();
+    t.date(&date);
+    t
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.ffffff][Z]`: the fraction only when it is not zero. An instant past
+/// the calendar's range shows 1970-01-01T00:00:00 with its fraction.
+fn datetime_text(us: i64, utc: bool) -> ShortText {
+    let dt: NaiveDateTime = DateTime::from_timestamp_micros(us).map(|d| d.naive_utc()).unwrap_or_default();
+    let mut t = ShortText::default();
+    t.datetime(&dt);
+    let frac = us.rem_euclid(MICROS) as u64;
+    if frac != 0 {
+        t.push(b'.');
+        t.digits(frac, 6);
+    }
+    if utc {
+        t.push(b'Z');
+    }
+    t
+}
+
+/// `[-]HH:MM:SS[.ffffff]`, hours past 99 in as many digits as they take.
+fn time_text(us: i64) -> ShortText {
+    let mut t = ShortText::default();
+    if us < 0 {
+        t.push(b'-');
+    }
     let a = us.unsigned_abs();
     let secs = a / MICROS as u64;
     let frac = a % MICROS as u64;
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let frac = if frac == 0 { String::new() } else { format!(".{frac:06}") };
-    format!("{sign}{h:02}:{m:02}:{s:02}{frac}")
+    t.digits(secs / 3600, 2);
+    t.push(b':');
+    t.digits(secs / 60 % 60, 2);
+    t.push(b':');
+    t.digits(secs % 60, 2);
+    if frac != 0 {
+        t.push(b'.');
+        t.digits(frac, 6);
+    }
+    t
+}
+
+/// A short ASCII text built on the stack: dates and times are rendered without an allocation.
+/// 48 bytes hold the longest (`+262143-12-31T23:59:59.999999Z`, a TIME of `i64::MIN` µs).
+pub(crate) struct ShortText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl Default for ShortText {
+    fn default() -> Self {
+        Self { buf: [0; 48], len: 0 }
+    }
+}
+
+impl ShortText {
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+
+    pub(crate) fn push(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    /// `v` in decimal, zero-padded to at least `width` digits.
+    pub(crate) fn digits(&mut self, mut v: u64, width: usize) {
+        let mut tmp = [b'0'; 20];
+        let mut n = 0;
+        while v > 0 || n < width.max(1) {
+            tmp[19 - n] = b'0' + (v % 10) as u8;
+            v /= 10;
+            n += 1;
+        }
+        for &b in &tmp[20 - n..] {
+            self.push(b);
+        }
+    }
+
+    /// `YYYY-MM-DD` as chrono's `%Y-%m-%d` writes it (a year outside 0..=9999 with its sign).
+    pub(crate) fn date(&mut self, d: &NaiveDate) {
+        match u64::try_from(d.year()) {
+            Ok(y) if y <= 9999 => self.digits(y, 4),
+            _ => {
+                let _ = write!(self, "{}", d.format("%Y"));
+            }
+        }
+        self.push(b'-');
+        self.digits(u64::from(d.month()), 2);
+        self.push(b'-');
+        self.digits(u64::from(d.day()), 2);
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS` (chrono's `%Y-%m-%dT%H:%M:%S`).
+    pub(crate) fn datetime(&mut self, dt: &NaiveDateTime) {
+        self.date(&dt.date());
+        self.push(b'T');
+        self.digits(u64::from(dt.hour()), 2);
+        self.push(b':');
+        self.digits(u64::from(dt.minute()), 2);
+        self.push(b':');
+        self.digits(u64::from(dt.second()), 2);
+    }
+}
+
+impl std::fmt::Write for ShortText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.len + s.len() > self.buf.len() {
+            return Err(std::fmt::Error);
+        }
+        s.bytes().for_each(|b| self.push(b));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::config::JsonlConfig;
 use async_trait::async_trait;
 use serde_json::{json, Value as Json};
 use sluice_core::config::EventFormat;
-use sluice_core::encode::encode;
+use sluice_core::encode::encode_into;
 use sluice_core::error::{Result, SluiceError};
 use sluice_core::event::ChangeEvent;
 use sluice_core::sink::{Batch, Sink};
@@ -118,8 +118,7 @@ impl Sink for JsonlSink {
             return Err(SluiceError::permanent(format!("the jsonl sink wrote to {} before it was opened", self.describe())));
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
-        encode_lines(&mut self.unsynced, &batch.events, self.format, now_ms)
-            .map_err(|e| SluiceError::permanent("cannot encode an event as JSON").with_source(e))?;
+        encode_lines(&mut self.unsynced, &batch.events, self.format, now_ms)?;
         if self.broken {
             // Kept in memory; the next flush rewrites everything since the last fsync.
             return Ok(());
@@ -160,10 +159,15 @@ impl Sink for JsonlSink {
     }
 }
 
-/// Encodes `events` as JSON lines at the end of `buf`.
-fn encode_lines(buf: &mut Vec<u8>, events: &[ChangeEvent], format: EventFormat, now_ms: i64) -> serde_json::Result<()> {
+/// Encodes `events` as JSON lines at the end of `buf`, written straight into it (one buffer
+/// for every batch until the next fsync). On failure `buf` is left as it was.
+fn encode_lines(buf: &mut Vec<u8>, events: &[ChangeEvent], format: EventFormat, now_ms: i64) -> Result<()> {
+    let start = buf.len();
     for ev in events {
-        serde_json::to_writer(&mut *buf, &encode(ev, format, now_ms))?;
+        if let Err(e) = encode_into(ev, format, now_ms, buf) {
+            buf.truncate(start);
+            return Err(e);
+        }
         buf.push(b'\n');
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Keys and the records that are not changes (schema changes, heartbeats), in Debezium's
 //! shapes. Change values themselves are core's encoders ([`sluice_core::encode`]).
 use serde_json::{json, Value as Json};
-use sluice_core::encode::{debezium_source, dms_control, SchemaChange};
+use sluice_core::encode::{debezium_source, dms_control, write_json, RowObject, SchemaChange};
 use sluice_core::event::ChangeEvent;
 use sluice_core::schema::{SqlType, TableSchema};
 use sluice_core::value::Row;
@@ -9,18 +9,12 @@ use sluice_core::value::Row;
 /// The record key of a row: its key columns as a JSON object (`{"id":42}`), as Debezium's JSON
 /// converter writes it without schemas. `None` for a table without a key: Debezium's null key.
 pub fn row_key(schema: &TableSchema, row: &Row) -> Option<Vec<u8>> {
-    use serde::ser::{SerializeMap, Serializer};
     if schema.key.is_empty() {
         return None;
     }
     // Written straight into the key's bytes: no map, no copy of the column names.
     let mut buf = Vec::with_capacity(16 * schema.key.len());
-    let mut ser = serde_json::Serializer::new(&mut buf);
-    let mut map = ser.serialize_map(Some(schema.key.len())).ok()?;
-    for &i in &schema.key {
-        map.serialize_entry(&schema.columns[i].name, &row[i].to_json()).ok()?;
-    }
-    map.end().ok()?;
+    write_json(&RowObject { schema, row, cols: Some(schema.key.as_slice()) }, &mut buf).ok()?;
     Some(buf)
 }
 

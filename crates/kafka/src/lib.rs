@@ -11,6 +11,8 @@
 mod client;
 mod config;
 mod encoding;
+#[cfg(test)]
+mod golden_tests;
 mod sink;
 mod tail;
 #[cfg(test)]

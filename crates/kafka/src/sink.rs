@@ -10,7 +10,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, PurgeConfig};
 use serde_json::{json, Value as Json};
 use sluice_core::config::EventFormat;
-use sluice_core::encode::{debezium, debezium_table_ddl, dms_table_ddl, dms_with, SchemaTracker};
+use sluice_core::encode::{debezium_into, debezium_table_ddl, dms_into, dms_table_ddl, write_json, SchemaTracker};
 use sluice_core::error::{ErrorKind, Result, SluiceError};
 use sluice_core::event::{ChangeEvent, Op};
 use sluice_core::schema::{TableDdl, TableDdlKind, TableId};
@@ -80,6 +80,8 @@ pub struct KafkaSink {
     committed_at_ms: Option<i64>,
     /// Records were acknowledged since the last failed flush (see [`Sink::take_progress`]).
     progressed: bool,
+    /// Where values are encoded before they are copied out at their exact size.
+    scratch: Vec<u8>,
 }
 
 /// Clock difference allowed between the mark and the records' create times (one host's clock,
@@ -102,6 +104,7 @@ impl KafkaSink {
             last_heartbeat: None,
             committed_at_ms: None,
             progressed: false,
+            scratch: Vec::with_capacity(4096),
         }
     }
 
@@ -109,6 +112,14 @@ impl KafkaSink {
         let r = Record { topic, key, value, seq };
         self.bytes += r.size();
         self.pending.push_back(r);
+    }
+
+    /// What `write` puts in the sink's scratch buffer, copied out at its exact size (each
+    /// record keeps its own bytes until its delivery report).
+    fn encoded(&mut self, write: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<Vec<u8>> {
+        self.scratch.clear();
+        write(&mut self.scratch)?;
+        Ok(self.scratch.as_slice().to_vec())
     }
 
     fn topic(&mut self, id: &TableId) -> Arc<str> {
@@ -121,20 +132,20 @@ impl KafkaSink {
     }
 
     pub(crate) fn encode(&mut self, ev: &ChangeEvent) -> Result<()> {
-        let to_json = |v: &Json| serde_json::to_vec(v).map_err(|e| SluiceError::permanent("cannot encode an event as JSON").with_source(e));
         let dms = self.cfg.format == EventFormat::Dms;
         if let Some(change) = self.tables.observe(&ev.schema) {
-            let value = to_json(&schema_change(ev, change, dms))?;
+            let value = self.encoded(|out| write_json(&schema_change(ev, change, dms), out))?;
             self.push(Arc::clone(&self.schema_topic), Some(schema_key(&ev.schema.id.db)), Some(value), Some(ev.seq));
         }
         let topic = self.topic(&ev.schema.id);
         let key = row_key(&ev.schema, ev.row());
+        let before_image = self.cfg.before_image;
         let value = match self.cfg.format {
             // Kafka partitions by key where there is one.
-            EventFormat::Dms => to_json(&dms_with(ev, !ev.schema.key.is_empty(), self.cfg.before_image))?,
+            EventFormat::Dms => self.encoded(|out| dms_into(ev, !ev.schema.key.is_empty(), before_image, out))?,
             // The commit time, not the time of sending: a record sent again after a crash is
             // identical to the first.
-            EventFormat::Debezium => to_json(&debezium(ev, ev.ts_ms))?,
+            EventFormat::Debezium => self.encoded(|out| debezium_into(ev, ev.ts_ms, out))?,
         };
         // The key a tombstone retires: the deleted row's, or the old key of a row whose key
         // changed (its records stay in the old key's partition until compaction drops them).
@@ -281,7 +292,8 @@ impl Sink for KafkaSink {
             self.tables.forget(&ddl.table);
         }
         let record = if self.cfg.format == EventFormat::Dms { dms_table_ddl(ddl) } else { debezium_table_ddl(ddl) };
-        let value = serde_json::to_vec(&record).map_err(|e| SluiceError::permanent("cannot encode a control record").with_source(e))?;
+        let mut value = Vec::new();
+        write_json(&record, &mut value)?;
         self.push(Arc::clone(&self.schema_topic), Some(schema_key(&ddl.table.db)), Some(value), Some(ddl.next_seq));
         Ok(())
     }

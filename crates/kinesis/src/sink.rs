@@ -8,7 +8,7 @@ use aws_sdk_kinesis::Client;
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 use sluice_core::config::EventFormat;
-use sluice_core::encode::{debezium, dms_control, dms_table_ddl, dms_with, SchemaTracker};
+use sluice_core::encode::{debezium_into, dms_control, dms_into, dms_table_ddl, write_json, SchemaTracker};
 use sluice_core::error::{Result, SluiceError};
 use sluice_core::event::Op;
 use sluice_core::schema::{TableDdl, TableDdlKind, TableId, TableSchema};
@@ -44,6 +44,8 @@ pub struct KinesisSink {
     committed_at_ms: Option<i64>,
     /// Records were acknowledged since the last failed flush (see [`Sink::take_progress`]).
     progressed: bool,
+    /// Where records are encoded before they are copied out at their exact size.
+    scratch: Vec<u8>,
 }
 
 /// Clock difference allowed between this host and the service's arrival timestamps.
@@ -51,26 +53,33 @@ const CLOCK_SKEW_MS: i64 = 5_000;
 
 impl KinesisSink {
     pub fn new(cfg: KinesisConfig) -> Self {
-        Self { cfg, client: None, pending: Pending::default(), tables: SchemaTracker::default(), committed_at_ms: None, progressed: false }
-    }
-
-    /// Whether `ev`'s record is partitioned by its row's key (else by its table).
-    fn keyed(&self, ev: &sluice_core::ChangeEvent) -> bool {
-        self.cfg.partition_key == PartitionKey::PrimaryKey && !ev.schema.key.is_empty()
+        Self {
+            cfg,
+            client: None,
+            pending: Pending::default(),
+            tables: SchemaTracker::default(),
+            committed_at_ms: None,
+            progressed: false,
+            scratch: Vec::with_capacity(4096),
+        }
     }
 
     /// The record of `origin`: the change, or the control record announcing its table's
-    /// definition. Depends only on the event, so a record encoded again is identical.
-    fn encode(&self, origin: &Origin) -> Result<Vec<u8>> {
+    /// definition. Depends only on the event, so a record encoded again is identical. Written
+    /// into the sink's scratch buffer, then copied once into a record of its exact size (the
+    /// SDK takes each record's bytes by value).
+    fn encode(&mut self, origin: &Origin) -> Result<Vec<u8>> {
         let ev = &origin.batch.events[origin.index];
-        let json = match (origin.control, self.cfg.format) {
-            (Some(change), _) => dms_control(&ev.schema, change, ev.ts_ms, ev.seq),
-            (None, EventFormat::Dms) => dms_with(ev, self.keyed(ev), self.cfg.before_image),
+        let out = &mut self.scratch;
+        out.clear();
+        match (origin.control, self.cfg.format) {
+            (Some(change), _) => write_json(&dms_control(&ev.schema, change, ev.ts_ms, ev.seq), out)?,
+            (None, EventFormat::Dms) => dms_into(ev, keyed(&self.cfg, ev), self.cfg.before_image, out)?,
             // The commit time, not the time of sending: a record sent again after a crash is
             // identical to the first.
-            (None, EventFormat::Debezium) => debezium(ev, ev.ts_ms),
-        };
-        serde_json::to_vec(&json).map_err(|e| SluiceError::permanent("cannot encode an event as JSON").with_source(e))
+            (None, EventFormat::Debezium) => debezium_into(ev, ev.ts_ms, out)?,
+        }
+        Ok(out.as_slice().to_vec())
     }
 
     fn push(&mut self, origin: Origin, key: String, old_key: Option<String>) -> Result<()> {
@@ -99,7 +108,7 @@ impl KinesisSink {
                 self.push(origin(Some(change)), table_key(&ev.schema.id), None)?;
             }
         }
-        let (key, old_key) = if self.keyed(ev) {
+        let (key, old_key) = if keyed(&self.cfg, ev) {
             let key = row_key(&ev.schema, ev.row());
             let old = match (ev.op, &ev.before) {
                 (Op::Update, Some(b)) => Some(row_key(&ev.schema, b)).filter(|k| *k != key),
@@ -227,8 +236,8 @@ impl Sink for KinesisSink {
         if self.cfg.format != EventFormat::Dms {
             return Ok(());
         }
-        let data =
-            serde_json::to_vec(&dms_table_ddl(ddl)).map_err(|e| SluiceError::permanent("cannot encode a control record").with_source(e))?;
+        let mut data = Vec::new();
+        write_json(&dms_table_ddl(ddl), &mut data)?;
         self.pending.push(Record::table_ddl(data, table_key(&ddl.table), ddl.next_seq));
         Ok(())
     }
@@ -270,6 +279,11 @@ impl Sink for KinesisSink {
         }
         Ok(())
     }
+}
+
+/// Whether `ev`'s record is partitioned by its row's key under `cfg` (else by its table).
+fn keyed(cfg: &KinesisConfig, ev: &sluice_core::ChangeEvent) -> bool {
+    cfg.partition_key == PartitionKey::PrimaryKey && !ev.schema.key.is_empty()
 }
 
 /// `db.table`: the partition key of a table's control records, and of every record with

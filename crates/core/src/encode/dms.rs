@@ -1,9 +1,13 @@
+use chrono::Timelike as _;
+use serde::Serialize;
 use serde_json::{json, Value as Json};
 
 use super::control::SchemaChange;
-use super::row_object;
+use super::{tree, write_json, RowObject};
+use crate::error::Result;
 use crate::event::{ChangeEvent, Op};
 use crate::schema::{SqlType, TableSchema};
+use crate::value::ShortText;
 
 fn operation(op: &str) -> &'static str {
     match op {
@@ -14,36 +18,78 @@ fn operation(op: &str) -> &'static str {
     }
 }
 
-/// AWS DMS's Kinesis/Kafka JSON, so existing DMS consumers keep working. Updates also carry
-/// `before-image`, as DMS does with `IncludeBeforeImage`. `partition-key-type` is
-/// `primary-key` for a table with a key (primary or `[source] keys`), `schema-table` without.
-pub fn dms(ev: &ChangeEvent) -> Json {
-    dms_keyed(ev, !ev.schema.key.is_empty())
+/// A DMS data record: `data` is a row image (a [`RowObject`], or a tree read back).
+#[derive(Serialize)]
+struct Record<'a, D> {
+    data: D,
+    metadata: Metadata<'a>,
+    #[serde(rename = "before-image", skip_serializing_if = "Option::is_none")]
+    before_image: Option<D>,
 }
 
-/// [`dms_keyed`], with `before-image` on updates only when `before_image` (DMS's
-/// `BeforeImageSettings.EnableBeforeImage`). A stream partitioned by table passes `keyed =
-/// false`: `partition-key-type` says how the stream is partitioned.
-pub fn dms_with(ev: &ChangeEvent, keyed: bool, before_image: bool) -> Json {
-    let mut j = dms_keyed(ev, keyed);
-    if !before_image {
-        if let Some(m) = j.as_object_mut() {
-            m.remove("before-image");
-        }
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Metadata<'a> {
+    timestamp: Timestamp,
+    record_type: &'static str,
+    operation: &'static str,
+    /// How DMS partitions: by primary key, or by schema and table when there is none.
+    partition_key_type: &'static str,
+    schema_name: &'a str,
+    table_name: &'a str,
+    transaction_id: Option<&'a str>,
+    seq: u64,
+}
+
+fn partition_key_type(keyed: bool) -> &'static str {
+    if keyed {
+        "primary-key"
+    } else {
+        "schema-table"
     }
-    j
+}
+
+/// The record of `ev`: `data` is the row (the before image of a delete); updates carry
+/// `before-image` when `before_image` (DMS's `BeforeImageSettings.EnableBeforeImage`).
+/// `partition-key-type` is `primary-key` when `keyed`, else `schema-table`.
+fn record(ev: &ChangeEvent, keyed: bool, before_image: bool) -> Record<'_, RowObject<'_>> {
+    let before = match (ev.op, &ev.before) {
+        (Op::Update, Some(b)) if before_image => Some(RowObject::new(&ev.schema, b)),
+        _ => None,
+    };
+    Record {
+        data: RowObject::new(&ev.schema, ev.row()),
+        metadata: Metadata {
+            timestamp: Timestamp(ev.ts_ms),
+            record_type: "data",
+            operation: operation(ev.op.code()),
+            partition_key_type: partition_key_type(keyed),
+            schema_name: &ev.schema.id.db,
+            table_name: &ev.schema.id.table,
+            transaction_id: ev.tx.as_deref(),
+            seq: ev.seq,
+        },
+        before_image: before,
+    }
+}
+
+/// Appends `ev` as AWS DMS's Kinesis/Kafka JSON to `out`, so existing DMS consumers keep
+/// working. Updates also carry `before-image` when `before_image`, as DMS does with
+/// `IncludeBeforeImage`. `partition-key-type` is `primary-key` when `keyed` (a table with a
+/// key, primary or `[source] keys`, on a stream partitioned by key), else `schema-table`.
+pub fn dms_into(ev: &ChangeEvent, keyed: bool, before_image: bool, out: &mut Vec<u8>) -> Result<()> {
+    write_json(&record(ev, keyed, before_image), out)
+}
+
+/// [`dms_into`] as a tree, keyed by the table's own key, with the before image.
+pub fn dms(ev: &ChangeEvent) -> Json {
+    dms_keyed(ev, !ev.schema.key.is_empty())
 }
 
 /// [`dms`] for events whose schema does not carry the key (read back from the lake's
 /// changelog): `keyed` says whether the table has one.
 pub fn dms_keyed(ev: &ChangeEvent, keyed: bool) -> Json {
-    let data = row_object(&ev.schema, ev.row());
-    let before = match (ev.op, &ev.before) {
-        (Op::Update, Some(b)) => Some(row_object(&ev.schema, b)),
-        _ => None,
-    };
-    let table = Table { db: &ev.schema.id.db, name: &ev.schema.id.table, keyed };
-    build(data, before, operation(ev.op.code()), ev.ts_ms, table, ev.tx.as_deref(), ev.seq)
+    tree(&record(ev, keyed, true))
 }
 
 /// Re-encodes a Debezium line as DMS (used by `tail --format dms` over a Debezium log).
@@ -51,52 +97,46 @@ pub fn dms_keyed(ev: &ChangeEvent, keyed: bool) -> Json {
 pub fn debezium_to_dms(d: &Json, keyed: bool) -> Option<Json> {
     let op = d.get("op")?.as_str()?;
     let src = d.get("source")?;
-    let data = if op == "d" { d.get("before")? } else { d.get("after")? }.clone();
-    let before = (op == "u").then(|| d.get("before").cloned()).flatten().filter(|b| !b.is_null());
-    Some(build(
+    let data = if op == "d" { d.get("before")? } else { d.get("after")? };
+    let before = (op == "u").then(|| d.get("before")).flatten().filter(|b| !b.is_null());
+    let record = Record {
         data,
-        before,
-        operation(op),
-        src.get("ts_ms")?.as_i64()?,
-        Table { db: src.get("db")?.as_str()?, name: src.get("table")?.as_str()?, keyed },
-        d.get("transaction").and_then(|t| t.get("id")).and_then(Json::as_str),
-        src.get("seq")?.as_u64()?,
-    ))
+        metadata: Metadata {
+            timestamp: Timestamp(src.get("ts_ms")?.as_i64()?),
+            record_type: "data",
+            operation: operation(op),
+            partition_key_type: partition_key_type(keyed),
+            schema_name: src.get("db")?.as_str()?,
+            table_name: src.get("table")?.as_str()?,
+            transaction_id: d.get("transaction").and_then(|t| t.get("id")).and_then(Json::as_str),
+            seq: src.get("seq")?.as_u64()?,
+        },
+        before_image: before,
+    };
+    Some(tree(&record))
 }
 
-/// The table a record belongs to.
-struct Table<'a> {
-    db: &'a str,
-    name: &'a str,
-    keyed: bool,
-}
+/// DMS's timestamp of a commit time (epoch ms): UTC, always six fractional digits
+/// (`2024-11-25T16:00:00.000000Z`), so a stream never mixes two formats. A time past the
+/// calendar's range shows the epoch.
+pub(super) struct Timestamp(pub(super) i64);
 
-fn build(data: Json, before: Option<Json>, operation: &str, ts_ms: i64, table: Table<'_>, tx: Option<&str>, seq: u64) -> Json {
-    let mut out = json!({
-        "data": data,
-        "metadata": {
-            "timestamp": timestamp(ts_ms),
-            "record-type": "data",
-            "operation": operation,
-            // How DMS partitions: by primary key, or by schema and table when there is none.
-            "partition-key-type": if table.keyed { "primary-key" } else { "schema-table" },
-            "schema-name": table.db,
-            "table-name": table.name,
-            "transaction-id": tx,
-            "seq": seq,
-        }
-    });
-    if let Some(b) = before {
-        out["before-image"] = b;
+impl Timestamp {
+    fn text(&self) -> ShortText {
+        let t = chrono::DateTime::from_timestamp_millis(self.0).unwrap_or_default().naive_utc();
+        let mut out = ShortText::default();
+        out.datetime(&t);
+        out.push(b'.');
+        out.digits(u64::from(t.nanosecond() / 1_000), 6);
+        out.push(b'Z');
+        out
     }
-    out
 }
 
-/// DMS's timestamp: UTC, always six fractional digits (`2024-11-25T16:00:00.000000Z`), so a
-/// stream never mixes two formats.
-pub(super) fn timestamp(ts_ms: i64) -> String {
-    let t = chrono::DateTime::from_timestamp_millis(ts_ms).unwrap_or_default();
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.text().as_str())
+    }
 }
 
 /// A DMS control record (`record-type: control`, as DMS sends with `IncludeControlDetails` and
@@ -119,7 +159,7 @@ pub fn dms_control(schema: &TableSchema, change: SchemaChange, ts_ms: i64, seq: 
             }
         },
         "metadata": {
-            "timestamp": timestamp(ts_ms),
+            "timestamp": Timestamp(ts_ms).text().as_str(),
             "record-type": "control",
             "operation": change.dms_operation(),
             "partition-key-type": "schema-table",

@@ -3,7 +3,7 @@
 //! carries the `seq` of the change it precedes (readers order by it; it is not a change).
 use serde_json::{json, Value as Json};
 
-use super::dms::timestamp;
+use super::dms::Timestamp;
 use crate::schema::{TableDdl, TableDdlKind};
 
 /// DMS's control record (`IncludeTableAlterOperations`): `metadata.operation` is `drop-table`,
@@ -11,7 +11,7 @@ use crate::schema::{TableDdl, TableDdlKind};
 pub fn dms_table_ddl(ddl: &TableDdl) -> Json {
     let mut j = json!({
         "metadata": {
-            "timestamp": timestamp(ddl.ts_ms),
+            "timestamp": Timestamp(ddl.ts_ms),
             "record-type": "control",
             "operation": ddl.kind.dms_operation(),
             "partition-key-type": "schema-table",

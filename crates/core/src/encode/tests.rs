@@ -5,6 +5,13 @@ use crate::event::{Op, SourceInfo};
 use crate::schema::{Column, SqlType, TableId, TableSchema};
 use crate::value::Value;
 
+/// `dms_into`'s record as a tree.
+fn dms_with(ev: &ChangeEvent, keyed: bool, before_image: bool) -> serde_json::Value {
+    let mut out = Vec::new();
+    dms_into(ev, keyed, before_image, &mut out).unwrap();
+    serde_json::from_slice(&out).unwrap()
+}
+
 fn event(op: Op) -> ChangeEvent {
     event_at(op, 1_700_000_000_123, vec![0])
 }
