@@ -174,8 +174,7 @@ pub fn table_ddl(sql: &str, default_db: &str) -> Vec<(TableId, TableDdlKind)> {
             return Vec::new();
         }
         let mut out = Vec::new();
-        loop {
-            let Some(from) = c.table() else { break };
+        while let Some(from) = c.table() {
             if !c.keyword("TO") {
                 break;
             }

@@ -347,12 +347,13 @@ impl Sink for BackgroundSink {
     }
 }
 
-fn background(limit: usize, fail: usize) -> (BackgroundSink, Arc<Mutex<Held>>, Arc<Mutex<Background>>, Arc<Semaphore>) {
+/// A [`BackgroundSink`], and the handles the test watches it through.
+fn background(limit: usize, fail: usize) -> (BackgroundSink, BackgroundSink) {
     let held = Arc::new(Mutex::new(Held::default()));
     let bg = Arc::new(Mutex::new(Background { fail, ..Background::default() }));
     let gate = Arc::new(Semaphore::new(0));
     let sink = BackgroundSink { held: Arc::clone(&held), bg: Arc::clone(&bg), gate: Arc::clone(&gate), limit };
-    (sink, held, bg, gate)
+    (sink, BackgroundSink { held, bg, gate, limit })
 }
 
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -369,7 +370,7 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 async fn a_background_flush_overlaps_writes_and_bounds_the_next_buffer() {
     let dir = tempfile::tempdir().unwrap();
     let limit = 2 * ROWS_PER_TX as usize;
-    let (sink, held, bg, gate) = background(limit, 0);
+    let (sink, BackgroundSink { held, bg, gate, .. }) = background(limit, 0);
     let p = pipeline(dir.path(), vec![SinkSpec::new(Box::new(sink), Duration::from_millis(5), Duration::from_secs(5))]);
     let stats = p.stats.clone();
     let run = tokio::spawn(p.run(std::future::pending()));
@@ -400,7 +401,7 @@ async fn a_background_flush_overlaps_writes_and_bounds_the_next_buffer() {
 #[tokio::test]
 async fn a_failed_background_flush_is_retried_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (sink, held, _bg, gate) = background(ROWS_PER_TX as usize, 3);
+    let (sink, BackgroundSink { held, gate, .. }) = background(ROWS_PER_TX as usize, 3);
     gate.add_permits(1000);
     let p = pipeline(dir.path(), vec![SinkSpec::new(Box::new(sink), Duration::from_millis(5), Duration::from_secs(30))]);
     assert_eq!(p.run(std::future::pending()).await.unwrap(), Stopped::CaughtUp);
