@@ -54,7 +54,7 @@ pub fn run(rows: usize, config: &str) -> anyhow::Result<Value> {
             ts_ms: 0,
             tx: None,
             seq: i as u64,
-            source: SourceInfo::default(),
+            source: SourceInfo::default().into(),
         })
         .collect();
     // The pipeline clones nothing here either: batches are moved through the transform.

@@ -137,8 +137,7 @@ impl<'a> BinlogReader<'a> {
                 }
                 EventType::GTID_EVENT | EventType::GTID_TAGGED_LOG_EVENT => {
                     if let Ok(Some(mysql_async::binlog::events::EventData::GtidEvent(g))) = ev.read_data() {
-                        tx = Tx { gtid: Some(mysql_gtid(&g)), ..Tx::default() };
-                        tx.start = end_pos.saturating_sub(u64::from(hdr.event_size()));
+                        tx = Tx::new(false, end_pos.saturating_sub(u64::from(hdr.event_size())), Some(mysql_gtid(&g)));
                     }
                 }
                 EventType::QUERY_EVENT => {
@@ -187,21 +186,18 @@ impl<'a> BinlogReader<'a> {
                         return Err(SluiceError::permanent(format!("undecodable rows event at {file}:{end_pos}")));
                     };
                     let Some(Some(layout)) = self.layouts.get(&re.table_id()).cloned() else { continue };
-                    let info = SourceInfo {
+                    let info = Arc::new(SourceInfo {
                         connector: crate::CONNECTOR,
                         file: file.clone(),
                         pos: end_pos.saturating_sub(u64::from(hdr.event_size())),
                         gtid: tx.gtid.clone(),
                         server_id: hdr.server_id(),
                         snapshot: false,
-                    };
-                    let txid = tx.gtid.clone().unwrap_or_else(|| format!("{file}:{}", tx.start));
+                    });
+                    let txid = tx.id(&file);
                     let ts_ms = i64::from(hdr.timestamp()) * 1000;
                     let from = pending.len();
-                    let tme = stream.get_tme(re.table_id()).ok_or_else(|| {
-                        SluiceError::permanent(format!("rows event for {} without its table map at {file}:{}", layout.schema.id, info.pos))
-                    })?;
-                    decode_rows(tme, &re, &layout, cursor, &info, &txid, ts_ms, &mut pending)?;
+                    decode_rows(&re, &layout, cursor, &info, &txid, ts_ms, &mut pending)?;
                     if let Some(w) = self.window.as_mut().filter(|w| w.table == layout.schema.id) {
                         w.observe(&pending[from..]);
                     }

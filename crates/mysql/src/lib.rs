@@ -11,6 +11,7 @@ pub mod file;
 pub mod layout;
 pub mod position;
 mod progress;
+pub mod rowimage;
 pub mod schema;
 pub mod snapshot;
 pub mod source;

@@ -12,7 +12,7 @@ pub fn debezium(ev: &ChangeEvent, processed_ms: i64) -> Json {
         "op": ev.op.code(),
         "ts_ms": processed_ms,
         "source": debezium_source(ev),
-        "transaction": ev.tx.as_ref().map(|id| json!({ "id": id })),
+        "transaction": ev.tx.as_deref().map(|id| json!({ "id": id })),
     })
 }
 
