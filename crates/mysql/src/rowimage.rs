@@ -519,6 +519,44 @@ pub(crate) fn decode_rows(
     ts_ms: i64,
     out: &mut Vec<ChangeEvent>,
 ) -> Result<(), SluiceError> {
+    decode_event(re, layout, info)?.emit(layout, cursor, info, tx, ts_ms, out);
+    Ok(())
+}
+
+/// The rows of one rows event, decoded but not yet numbered: decoding needs nothing from the
+/// events before it, so rows events can be decoded in parallel and numbered in order after.
+pub(crate) struct Decoded {
+    op: Op,
+    rows: Vec<(Option<Row>, Option<Row>)>,
+}
+
+impl Decoded {
+    /// The changes, numbered from `cursor.seq`, into `out` (those below `cursor.sent_below`
+    /// were sent before a reconnect and are skipped).
+    pub fn emit(self, layout: &Layout, cursor: &mut Cursor, info: &Arc<SourceInfo>, tx: &Arc<str>, ts_ms: i64, out: &mut Vec<ChangeEvent>) {
+        out.reserve(self.rows.len());
+        for (before, after) in self.rows {
+            let seq = cursor.seq;
+            cursor.seq += 1;
+            if seq < cursor.sent_below {
+                continue;
+            }
+            out.push(ChangeEvent {
+                op: self.op,
+                schema: layout.schema.clone(),
+                before,
+                after,
+                ts_ms,
+                tx: Some(Arc::clone(tx)),
+                seq,
+                source: Arc::clone(info),
+            });
+        }
+    }
+}
+
+/// The rows of one rows event (`info` names the event in errors).
+pub(crate) fn decode_event(re: &RowsEventData<'_>, layout: &Layout, info: &SourceInfo) -> Result<Decoded, SluiceError> {
     let id = &layout.schema.id;
     let (op, partial) = match re {
         RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => (Op::Insert, false),
@@ -526,9 +564,10 @@ pub(crate) fn decode_rows(
         RowsEventData::PartialUpdateRowsEvent(_) => (Op::Update, true),
         _ => (Op::Update, false),
     };
+    let mut rows = Vec::new();
     let data = re.rows_data();
     if data.is_empty() {
-        return Ok(());
+        return Ok(Decoded { op, rows });
     }
     let columns = re.num_columns() as usize;
     let images = Images {
@@ -563,24 +602,8 @@ pub(crate) fn decode_rows(
             (_, None) => format!("cannot decode a row of {id} at {file}:{pos}: byte {} of the rows data: {}", e.at, e.what),
         })
     };
-    images
-        .rows(data, |before, after| {
-            let seq = cursor.seq;
-            cursor.seq += 1;
-            if seq >= cursor.sent_below {
-                out.push(ChangeEvent {
-                    op,
-                    schema: layout.schema.clone(),
-                    before,
-                    after,
-                    ts_ms,
-                    tx: Some(Arc::clone(tx)),
-                    seq,
-                    source: Arc::clone(info),
-                });
-            }
-        })
-        .map_err(bad)
+    images.rows(data, |before, after| rows.push((before, after))).map_err(bad)?;
+    Ok(Decoded { op, rows })
 }
 
 impl Images<'_> {

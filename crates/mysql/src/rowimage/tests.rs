@@ -356,8 +356,8 @@ async fn random_rows_of_every_type_decode_as_mysql_common_does() {
         let vals: Vec<String> = cols.iter().map(|c| if r.gen_bool(0.1) { "NULL".into() } else { (c.gen)(r) }).collect();
         format!("({id}, {})", vals.join(", "))
     };
-    for _ in 0..20 {
-        let n = r.gen_range(1..=25);
+    for _ in 0..25 {
+        let n = r.gen_range(10..=30);
         let rows: Vec<String> = (0..n)
             .map(|_| {
                 id += 1;
