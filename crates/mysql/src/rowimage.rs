@@ -289,7 +289,8 @@ impl Images<'_> {
                 partial = Some((buf.take(self.plan.json_columns.div_ceil(8))?, 0));
             }
         }
-        let n_present = (0..self.columns).filter(|&i| bit(present, i)).count();
+        // The bitmap has no bits past the event's columns (see `bitmap`).
+        let n_present = present.iter().map(|b| b.count_ones() as usize).sum::<usize>();
         let nulls = buf.take(n_present.div_ceil(8))?;
         let mut row = Vec::with_capacity(n_present);
         let mut image_idx = 0;
