@@ -1,4 +1,6 @@
 //! The change event: one row change, ordered by `seq`.
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::schema::SchemaRef;
@@ -55,10 +57,12 @@ pub struct ChangeEvent {
     pub after: Option<Row>,
     /// Source commit time, milliseconds since the epoch (UTC).
     pub ts_ms: i64,
-    /// Transaction id: the GTID where present, else `file:pos` of the transaction start.
-    pub tx: Option<String>,
+    /// Transaction id: the GTID where present, else `file:pos` of the transaction start. Shared
+    /// by every change of the transaction (one reference count per change, no copy).
+    pub tx: Option<Arc<str>>,
     pub seq: u64,
-    pub source: SourceInfo,
+    /// Shared by every change of one rows event (or snapshot chunk).
+    pub source: Arc<SourceInfo>,
 }
 
 impl ChangeEvent {

@@ -35,14 +35,14 @@ fn event(schema: &Arc<TableSchema>, op: Op, before: Option<i64>, after: Option<i
         ts_ms: 1_700_000_000_123,
         tx: Some("0-1-9".into()),
         seq,
-        source: SourceInfo {
+        source: Arc::new(SourceInfo {
             connector: "mysql",
             file: "mysql-bin.000001".into(),
             pos: 400,
             gtid: Some("0-1-9".into()),
             server_id: 1,
             snapshot: false,
-        },
+        }),
     }
 }
 

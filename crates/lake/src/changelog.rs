@@ -154,9 +154,9 @@ fn to_events(id: &TableId, batch: &RecordBatch, out: &mut Vec<ChangeEvent>) -> R
             before,
             after,
             ts_ms: ts.value(r) / 1000,
-            tx: (!batch.column(tx_i).is_null(r)).then(|| tx[r].clone()),
+            tx: (!batch.column(tx_i).is_null(r)).then(|| std::sync::Arc::from(tx[r].as_str())),
             seq: seq.value(r) as u64,
-            source: SourceInfo { snapshot: op == Op::Read, ..SourceInfo::default() },
+            source: std::sync::Arc::new(SourceInfo { snapshot: op == Op::Read, ..SourceInfo::default() }),
         });
     }
     Ok(())

@@ -18,6 +18,7 @@ use crate::conn::{classify, Flavor};
 use crate::events::{decode_rows, is_ddl, mariadb_gtid, mysql_gtid, Statement, Tx};
 use crate::layout::{self, Collations, Layout};
 use crate::position::{BinlogPos, MysqlPosition, SnapshotProgress};
+use crate::rowqueue::{RowsJob, RowsQueue};
 use crate::schema::{load_table, TableInfo};
 use crate::source::Shared;
 use crate::watermark::Window;
@@ -104,6 +105,8 @@ impl<'a> BinlogReader<'a> {
             None => (self.open(&cursor.committed.binlog).await?, cursor.committed.binlog.file.clone()),
         };
         let mut pending: Vec<ChangeEvent> = Vec::new();
+        // Rows events not yet in `pending`: decoded on two cores, numbered in order.
+        let mut rows = RowsQueue::default();
         let mut tx = Tx::default();
         let started = std::time::Instant::now();
         let idle_limit = self.shared.source.heartbeat.0 * 5 + Duration::from_secs(5);
@@ -137,8 +140,7 @@ impl<'a> BinlogReader<'a> {
                 }
                 EventType::GTID_EVENT | EventType::GTID_TAGGED_LOG_EVENT => {
                     if let Ok(Some(mysql_async::binlog::events::EventData::GtidEvent(g))) = ev.read_data() {
-                        tx = Tx { gtid: Some(mysql_gtid(&g)), ..Tx::default() };
-                        tx.start = end_pos.saturating_sub(u64::from(hdr.event_size()));
+                        tx = Tx::new(false, end_pos.saturating_sub(u64::from(hdr.event_size())), Some(mysql_gtid(&g)));
                     }
                 }
                 EventType::QUERY_EVENT => {
@@ -156,7 +158,7 @@ impl<'a> BinlogReader<'a> {
                             if rollback {
                                 warn!("a transaction touching non-transactional tables was rolled back; its logged changes are kept, as the server kept them");
                             }
-                            self.commit(&file, end_pos, &mut tx, &mut pending, cursor, out).await?;
+                            self.commit(&file, end_pos, &mut tx, (&mut pending, &mut rows), cursor, out).await?;
                         }
                         Statement::Other => {
                             // DDL commits implicitly and is its own transaction.
@@ -178,12 +180,12 @@ impl<'a> BinlogReader<'a> {
                                 }
                             }
                             if !tx.open {
-                                self.commit(&file, end_pos, &mut tx, &mut pending, cursor, out).await?;
+                                self.commit(&file, end_pos, &mut tx, (&mut pending, &mut rows), cursor, out).await?;
                             }
                         }
                     }
                 }
-                EventType::XID_EVENT => self.commit(&file, end_pos, &mut tx, &mut pending, cursor, out).await?,
+                EventType::XID_EVENT => self.commit(&file, end_pos, &mut tx, (&mut pending, &mut rows), cursor, out).await?,
                 EventType::TABLE_MAP_EVENT => {
                     if let Ok(Some(mysql_async::binlog::events::EventData::TableMapEvent(t))) = ev.read_data() {
                         if !self.layouts.contains_key(&t.table_id()) {
@@ -203,23 +205,26 @@ impl<'a> BinlogReader<'a> {
                         return Err(SluiceError::permanent(format!("undecodable rows event at {file}:{end_pos}")));
                     };
                     let Some(Some(layout)) = self.layouts.get(&re.table_id()).cloned() else { continue };
-                    let info = SourceInfo {
+                    let info = Arc::new(SourceInfo {
                         connector: crate::CONNECTOR,
                         file: file.clone(),
                         pos: end_pos.saturating_sub(u64::from(hdr.event_size())),
                         gtid: tx.gtid.clone(),
                         server_id: hdr.server_id(),
                         snapshot: false,
-                    };
-                    let txid = tx.gtid.clone().unwrap_or_else(|| format!("{file}:{}", tx.start));
+                    });
+                    let txid = tx.id(&file);
                     let ts_ms = i64::from(hdr.timestamp()) * 1000;
-                    let from = pending.len();
-                    let tme = stream.get_tme(re.table_id()).ok_or_else(|| {
-                        SluiceError::permanent(format!("rows event for {} without its table map at {file}:{}", layout.schema.id, info.pos))
-                    })?;
-                    decode_rows(tme, &re, &layout, cursor, &info, &txid, ts_ms, &mut pending)?;
                     if let Some(w) = self.window.as_mut().filter(|w| w.table == layout.schema.id) {
+                        // The watermark window looks at this table's changes as they come.
+                        rows.settle(true, cursor, &mut pending).await?;
+                        let from = pending.len();
+                        decode_rows(&re, &layout, cursor, &info, &txid, ts_ms, &mut pending)?;
                         w.observe(&pending[from..]);
+                    } else {
+                        drop(re);
+                        rows.push(RowsJob { event: ev, layout, info, tx: txid, ts_ms });
+                        rows.settle(false, cursor, &mut pending).await?;
                     }
                     if pending.len() >= BATCH && !send(out, SourceMsg::Events(std::mem::take(&mut pending))).await {
                         return Ok(StreamEnd::Closed);
@@ -237,14 +242,14 @@ impl<'a> BinlogReader<'a> {
             // Between transactions every event end is a safe resume point; moving there lets
             // `--once` see that it reached the end even when the last events are not commits.
             let is_rotate = raw_type == EventType::ROTATE_EVENT as u8;
-            if !is_rotate && !tx.open && end_pos > cursor.committed.binlog.pos && cursor.committed.binlog.file == file && pending.is_empty()
-            {
+            let idle = pending.is_empty() && rows.is_empty();
+            if !is_rotate && !tx.open && end_pos > cursor.committed.binlog.pos && cursor.committed.binlog.file == file && idle {
                 cursor.committed.binlog.pos = end_pos;
             }
             if out.is_closed() {
                 return Ok(StreamEnd::Closed);
             }
-            let yielding = self.yield_every.is_some_and(|every| started.elapsed() >= every) && !tx.open && pending.is_empty();
+            let yielding = self.yield_every.is_some_and(|every| started.elapsed() >= every) && !tx.open && idle;
             let end = match self.check_reached(cursor, out, until).await? {
                 None if yielding => Some(StreamEnd::Yielded),
                 end => end,
@@ -279,10 +284,11 @@ impl<'a> BinlogReader<'a> {
         file: &str,
         end_pos: u64,
         tx: &mut Tx,
-        pending: &mut Vec<ChangeEvent>,
+        (pending, rows): (&mut Vec<ChangeEvent>, &mut RowsQueue),
         cursor: &mut Cursor,
         out: &mpsc::Sender<SourceMsg>,
     ) -> Result<(), SluiceError> {
+        rows.settle(true, cursor, pending).await?;
         cursor.committed = MysqlPosition {
             binlog: BinlogPos { file: file.to_string(), pos: end_pos },
             gtid: tx.gtid.clone().or_else(|| cursor.committed.gtid.clone()),

@@ -1,4 +1,6 @@
 //! Text decoding by MySQL character set. MySQL's `latin1` is Windows-1252.
+use std::borrow::Cow;
+
 use encoding_rs::Encoding;
 use sluice_core::value::Value;
 
@@ -52,6 +54,25 @@ impl Charset {
                 } else {
                     Ok(Value::Text(text.into_owned()))
                 }
+            }
+        }
+    }
+}
+
+impl Charset {
+    /// [`Charset::decode`] of borrowed or owned bytes: one copy at most, none for owned UTF-8.
+    /// `None` when the bytes are not valid in the character set.
+    pub(crate) fn decode_slice(self, bytes: Cow<'_, [u8]>) -> Option<Value> {
+        let b = match bytes {
+            Cow::Owned(v) => return self.decode(v).ok(),
+            Cow::Borrowed(b) => b,
+        };
+        match self {
+            Charset::Binary => Some(Value::Bytes(b.to_vec())),
+            Charset::Utf8 => std::str::from_utf8(b).ok().map(|t| Value::Text(t.to_owned())),
+            Charset::Other(enc) => {
+                let (text, had_errors) = enc.decode_without_bom_handling(b);
+                (!had_errors).then(|| Value::Text(text.into_owned()))
             }
         }
     }

@@ -1,6 +1,9 @@
 //! Column values to sluice values, for both read paths: the snapshot's text protocol (session
 //! in UTC, results in utf8mb4) and the binlog's row images. Both end in the same helpers, so
 //! the same stored datum gives the same value.
+use std::borrow::Cow;
+
+use mysql_async::binlog::jsonb;
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::Value as My;
 use sluice_core::value::{days_from_ymd, micros_from_parts};
@@ -40,11 +43,70 @@ pub fn from_text(ty: &SqlType, v: My) -> R {
     }
 }
 
-/// A value of a binlog row image.
+/// One column of a binlog row image as read from the wire, before the column's type gives it
+/// meaning: what mysql_common's `BinlogValue` carries, borrowed from the event where it can be.
+/// Both binlog readers ([`from_binlog`] over mysql_common's values, [`crate::rowimage`] over the
+/// event bytes) end in [`from_wire`], so they agree on every quirk by construction.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Wire<'a> {
+    Null,
+    Int(i64),
+    /// A BIGINT UNSIGNED above `i64::MAX` (mysql_common's `UInt`).
+    UInt(u64),
+    Float(f32),
+    Double(f64),
+    Bytes(Cow<'a, [u8]>),
+    /// TIMESTAMP2: seconds and microseconds since the epoch (mysql_common renders it as text,
+    /// "secs" or "secs.micros").
+    Epoch(i32, i32),
+    /// YEAR's stored byte (mysql_common renders it as the text 1900 + byte).
+    Year(u8),
+    /// DATE/DATETIME parts: year, month, day, hour, minute, second, microsecond.
+    Date(u16, u8, u8, u8, u8, u8, u32),
+    /// TIME: negative, days, hours, minutes, seconds, microseconds.
+    Time(bool, u32, u8, u8, u8, u32),
+    Jsonb(jsonb::Value<'a>),
+    JsonDiff,
+}
+
+impl Wire<'_> {
+    /// The text mysql_common gives values it renders (TIMESTAMP2, YEAR), for a column whose
+    /// type expects bytes.
+    fn rendered(&self) -> Option<Vec<u8>> {
+        match *self {
+            Wire::Epoch(sec, 0) => Some(sec.to_string().into_bytes()),
+            Wire::Epoch(sec, usec) => Some(format!("{sec}.{usec:06}").into_bytes()),
+            Wire::Year(y) => Some((1900 + i32::from(y)).to_string().into_bytes()),
+            _ => None,
+        }
+    }
+}
+
+/// A value of a binlog row image, as mysql_common decodes it (the reference the row decoder is
+/// tested against).
 pub fn from_binlog(ty: &SqlType, codec: &ColumnCodec, v: BinlogValue<'_>) -> R {
-    let v = match v {
-        BinlogValue::Value(v) => v,
-        BinlogValue::Jsonb(j) => {
+    let wire = match v {
+        BinlogValue::Value(v) => match v {
+            My::NULL => Wire::Null,
+            My::Bytes(b) => Wire::Bytes(Cow::Owned(b)),
+            My::Int(i) => Wire::Int(i),
+            My::UInt(u) => Wire::UInt(u),
+            My::Float(f) => Wire::Float(f),
+            My::Double(d) => Wire::Double(d),
+            My::Date(y, mo, d, h, mi, s, us) => Wire::Date(y, mo, d, h, mi, s, us),
+            My::Time(neg, days, h, m, s, us) => Wire::Time(neg, days, h, m, s, us),
+        },
+        BinlogValue::Jsonb(j) => Wire::Jsonb(j),
+        BinlogValue::JsonDiff(_) => Wire::JsonDiff,
+    };
+    from_wire(ty, codec, wire)
+}
+
+/// A binlog column's value as sluice's value for a column of type `ty`.
+pub(crate) fn from_wire(ty: &SqlType, codec: &ColumnCodec, v: Wire<'_>) -> R {
+    match (ty, v) {
+        (_, Wire::Null) => Ok(Value::Null),
+        (_, Wire::Jsonb(j)) => {
             // The direct conversion keeps MySQL's key order (as the snapshot's text shows it)
             // but refuses opaque scalars (DATE, TIME, DATETIME, DECIMAL inside the document);
             // those go through mysql_common's DOM, which renders them as MySQL prints them.
@@ -52,61 +114,97 @@ pub fn from_binlog(ty: &SqlType, codec: &ColumnCodec, v: BinlogValue<'_>) -> R {
                 Ok(json) => json,
                 Err(_) => j.parse().map_err(|_| DecodeError("bad binary JSON"))?.into(),
             };
-            return Ok(Value::Json(json.to_string()));
+            Ok(Value::Json(json.to_string()))
         }
-        BinlogValue::JsonDiff(_) => return Err(DecodeError("partial JSON update; set binlog_row_value_options='' on the server")),
-    };
-    if v == My::NULL {
-        return Ok(Value::Null);
-    }
-    match (ty, v) {
+        (_, Wire::JsonDiff) => Err(DecodeError("partial JSON update; set binlog_row_value_options='' on the server")),
         // mysql_common decodes an integer as signed when the table map carries no signedness
         // (binlog_row_metadata=NO_LOG, MariaDB's default): keep only the column's own bits.
-        (SqlType::Int { unsigned: true, bits }, My::Int(i)) => Ok(Value::UInt(i as u64 & int_mask(*bits))),
-        (SqlType::Int { unsigned: true, .. }, My::UInt(u)) => Ok(Value::UInt(u)),
+        (SqlType::Int { unsigned: true, bits }, Wire::Int(i)) => Ok(Value::UInt(i as u64 & int_mask(*bits))),
+        (SqlType::Int { unsigned: true, .. }, Wire::UInt(u)) => Ok(Value::UInt(u)),
         // ... and never sign-extends a MEDIUMINT (24 bits): -1 arrives as 16777215. Sign-extend
         // from the column's width (a no-op for values it did decode correctly).
-        (SqlType::Int { bits, .. }, My::Int(i)) => Ok(Value::Int(sign_extend(i, *bits))),
-        (SqlType::Int { .. }, My::UInt(u)) => Ok(Value::Int(u as i64)),
-        (SqlType::Float, My::Float(f)) => Ok(Value::Float(f)),
-        (SqlType::Double, My::Double(d)) => Ok(Value::Double(d)),
-        (SqlType::Decimal { .. }, My::Bytes(b)) => String::from_utf8(b).map(Value::Decimal).map_err(|_| DecodeError("bad decimal")),
-        (SqlType::Timestamp { .. }, My::Bytes(b)) => parse_epoch(&b).ok_or(DecodeError("bad timestamp")),
-        (SqlType::Timestamp { .. }, My::Int(secs)) => Ok(if secs == 0 { Value::ZeroDate } else { Value::Timestamp(secs * 1_000_000) }),
-        (SqlType::Date | SqlType::DateTime { .. }, My::Date(y, mo, d, h, mi, s, us)) => {
+        (SqlType::Int { bits, .. }, Wire::Int(i)) => Ok(Value::Int(sign_extend(i, *bits))),
+        (SqlType::Int { .. }, Wire::UInt(u)) => Ok(Value::Int(u as i64)),
+        (SqlType::Float, Wire::Float(f)) => Ok(Value::Float(f)),
+        (SqlType::Double, Wire::Double(d)) => Ok(Value::Double(d)),
+        (SqlType::Timestamp { .. }, Wire::Epoch(secs, us)) => epoch(secs, us),
+        (SqlType::Timestamp { .. }, Wire::Int(secs)) => Ok(if secs == 0 { Value::ZeroDate } else { Value::Timestamp(secs * 1_000_000) }),
+        (SqlType::Date | SqlType::DateTime { .. }, Wire::Date(y, mo, d, h, mi, s, us)) => {
             Ok(temporal(ty, [y.into(), mo.into(), d.into(), h.into(), mi.into(), s.into(), us]))
         }
-        (SqlType::Time { .. }, My::Time(neg, days, h, m, s, us)) => {
+        (SqlType::Time { .. }, Wire::Time(neg, days, h, m, s, us)) => {
             let secs = (i64::from(days) * 24 + i64::from(h)) * 3600 + i64::from(m) * 60 + i64::from(s);
             let micros = secs * 1_000_000 + i64::from(us);
             Ok(Value::Time(if neg { -micros } else { micros }))
         }
         // mysql_common renders YEAR as 1900 + stored byte; the stored 0 means year 0000.
-        (SqlType::Year, My::Bytes(b)) => match std::str::from_utf8(&b).ok().and_then(|s| s.parse::<i16>().ok()) {
+        (SqlType::Year, Wire::Year(y)) => Ok(Value::Year(if y == 0 { 0 } else { 1900 + i16::from(y) })),
+        (SqlType::Enum { labels }, Wire::Int(i)) => Ok(Value::Text(enum_label(labels, i))),
+        (ty, v @ (Wire::Epoch(..) | Wire::Year(_))) => match v.rendered() {
+            Some(b) => from_bytes(ty, codec, Cow::Owned(b)),
+            None => Err(MISMATCH),
+        },
+        (ty, Wire::Bytes(b)) => from_bytes(ty, codec, b),
+        _ => Err(MISMATCH),
+    }
+}
+
+const MISMATCH: DecodeError = DecodeError(
+    "the binlog value does not match the column's type: the table changed after this binlog position and the \
+     binlog has no column metadata; set binlog_row_metadata=FULL on the server",
+);
+
+/// A binlog value that arrives as bytes (strings, blobs, BIT, SET, DECIMAL as mysql_common renders it).
+fn from_bytes(ty: &SqlType, codec: &ColumnCodec, b: Cow<'_, [u8]>) -> R {
+    match ty {
+        SqlType::Decimal { .. } => String::from_utf8(b.into_owned()).map(Value::Decimal).map_err(|_| DecodeError("bad decimal")),
+        SqlType::Timestamp { .. } => parse_epoch(&b).ok_or(DecodeError("bad timestamp")),
+        SqlType::Year => match std::str::from_utf8(&b).ok().and_then(|s| s.parse::<i16>().ok()) {
             Some(1900) => Ok(Value::Year(0)),
             Some(y) => Ok(Value::Year(y)),
             None => Err(DecodeError("bad year")),
         },
-        (SqlType::Enum { labels }, My::Int(i)) => Ok(Value::Text(enum_label(labels, i))),
-        (SqlType::Set { labels }, My::Bytes(mask)) => Ok(Value::Text(set_labels(labels, &mask))),
-        (SqlType::Text, My::Bytes(b)) => codec.charset.decode(b).map_err(|_| DecodeError("text not valid in the column's charset")),
-        (SqlType::Json, My::Bytes(b)) => match codec.charset.decode(b) {
-            Ok(Value::Text(t)) => Ok(Value::Json(t)),
-            Ok(Value::Bytes(b)) => String::from_utf8(b).map(Value::Json).map_err(|_| DecodeError("bad JSON text")),
+        SqlType::Set { labels } => Ok(Value::Text(set_labels(labels, &b))),
+        SqlType::Text => codec.charset.decode_slice(b).ok_or(DecodeError("text not valid in the column's charset")),
+        SqlType::Json => match codec.charset.decode_slice(b) {
+            Some(Value::Text(t)) => Ok(Value::Json(t)),
+            Some(Value::Bytes(b)) => String::from_utf8(b).map(Value::Json).map_err(|_| DecodeError("bad JSON text")),
             _ => Err(DecodeError("bad JSON text")),
         },
-        (SqlType::Binary, My::Bytes(mut b)) => {
-            if let Some(n) = codec.pad_to {
-                b.resize(b.len().max(n), 0);
-            }
-            Ok(Value::Bytes(b))
+        SqlType::Binary => {
+            // BINARY(n) is stored without its trailing zero bytes: pad back to n.
+            let n = codec.pad_to.unwrap_or(0).max(b.len());
+            let mut v = match b {
+                Cow::Owned(v) => v,
+                Cow::Borrowed(s) => {
+                    let mut v = Vec::with_capacity(n);
+                    v.extend_from_slice(s);
+                    v
+                }
+            };
+            v.resize(n, 0);
+            Ok(Value::Bytes(v))
         }
-        (SqlType::Bit { .. } | SqlType::Geometry, My::Bytes(b)) => Ok(Value::Bytes(b)),
-        _ => Err(DecodeError(
-            "the binlog value does not match the column's type: the table changed after this binlog position and the \
-             binlog has no column metadata; set binlog_row_metadata=FULL on the server",
-        )),
+        SqlType::Bit { .. } | SqlType::Geometry => Ok(Value::Bytes(b.into_owned())),
+        _ => Err(MISMATCH),
     }
+}
+
+/// TIMESTAMP2 as mysql_common renders and [`parse_epoch`] reads it back, without the text.
+fn epoch(secs: i32, us: i32) -> R {
+    if us == 0 {
+        return Ok(if secs == 0 { Value::ZeroDate } else { Value::Timestamp(i64::from(secs) * 1_000_000) });
+    }
+    // "secs.{us:06}" then the first six digits of the fraction; a negative fraction (bad bytes)
+    // does not parse.
+    let mut us = i64::from(us);
+    if us < 0 {
+        return Err(DecodeError("bad timestamp"));
+    }
+    while us >= 1_000_000 {
+        us /= 10;
+    }
+    Ok(Value::Timestamp(i64::from(secs) * 1_000_000 + us))
 }
 
 /// The low `bits` bits (all 64 for BIGINT).

@@ -1,13 +1,12 @@
 //! Binlog events to change events: the part shared by the replication reader (`binlog.rs`) and
 //! the binlog-file reader (`file/`), so both decode the same event the same way.
-use mysql_async::binlog::events::{Event, GtidEvent, RowsEventData, TableMapEvent};
-use mysql_async::binlog::row::BinlogRow;
-use sluice_core::event::SourceInfo;
-use sluice_core::{ChangeEvent, Op, Row, SluiceError};
+use std::fmt::Write as _;
+use std::sync::Arc;
 
-use crate::binlog::Cursor;
-use crate::decode::from_binlog;
-use crate::layout::Layout;
+use mysql_async::binlog::events::{Event, GtidEvent};
+use sluice_core::SluiceError;
+
+pub(crate) use crate::rowimage::decode_rows;
 
 /// Per-transaction state.
 #[derive(Default)]
@@ -15,6 +14,23 @@ pub(crate) struct Tx {
     pub open: bool,
     pub start: u64,
     pub gtid: Option<String>,
+    /// The transaction id every change of it shares, made at its first rows event.
+    id: Option<Arc<str>>,
+}
+
+impl Tx {
+    pub fn new(open: bool, start: u64, gtid: Option<String>) -> Self {
+        Self { open, start, gtid, id: None }
+    }
+
+    /// The transaction id: its GTID, else `file:start`.
+    pub fn id(&mut self, file: &str) -> Arc<str> {
+        let (gtid, start) = (&self.gtid, self.start);
+        Arc::clone(self.id.get_or_insert_with(|| match gtid {
+            Some(g) => Arc::from(g.as_str()),
+            None => Arc::from(format!("{file}:{start}")),
+        }))
+    }
 }
 
 /// What a QUERY event means for transaction boundaries.
@@ -62,12 +78,21 @@ pub(crate) fn is_ddl(sql: &str) -> bool {
 
 /// A MySQL GTID as MySQL prints it: `uuid:n`, or `uuid:tag:n` for the tagged GTIDs of 8.3+.
 pub(crate) fn mysql_gtid(g: &GtidEvent) -> String {
-    let hex: String = g.sid().iter().map(|b| format!("{b:02x}")).collect();
-    let uuid = format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..]);
-    match g.tag() {
-        Some(tag) => format!("{uuid}:{}:{}", tag.as_str(), g.gno()),
-        None => format!("{uuid}:{}", g.gno()),
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for (i, b) in g.sid().iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
     }
+    if let Some(tag) = g.tag() {
+        s.push(':');
+        s.push_str(tag.as_str());
+    }
+    let _ = write!(s, ":{}", g.gno());
+    s
 }
 
 /// MariaDB's GTID event (0xa2), which mysql_common does not parse: seq u64, domain u32, flags u8.
@@ -80,83 +105,12 @@ pub(crate) fn mariadb_gtid(ev: &Event) -> Tx {
     let domain = u32::from_le_bytes(d[8..12].try_into().unwrap_or_default());
     let flags = d[12];
     // Flag 1 (standalone): no BEGIN/COMMIT follows, the next statement is the transaction.
-    Tx { open: flags & 1 == 0, start: 0, gtid: Some(format!("{domain}-{}-{seq}", ev.header().server_id())) }
-}
-
-/// Decodes the rows of one rows event into `out`, numbering them from `cursor.seq` and
-/// skipping those already sent before a reconnect.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn decode_rows(
-    tme: &TableMapEvent<'_>,
-    re: &RowsEventData<'_>,
-    layout: &Layout,
-    cursor: &mut Cursor,
-    info: &SourceInfo,
-    txid: &str,
-    ts_ms: i64,
-    out: &mut Vec<ChangeEvent>,
-) -> Result<(), SluiceError> {
-    let id = &layout.schema.id;
-    let op = match re {
-        RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => Op::Insert,
-        RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => Op::Delete,
-        _ => Op::Update,
-    };
-    for row in re.rows(tme) {
-        let (before, after) =
-            row.map_err(|e| SluiceError::permanent(format!("cannot decode a row of {id} at {}:{}: {e}", info.file, info.pos)))?;
-        let seq = cursor.seq;
-        cursor.seq += 1;
-        if seq < cursor.sent_below {
-            continue;
-        }
-        let at = |e| at_position(e, &info.file, info.pos);
-        let before = before.map(|r| to_row(r, layout)).transpose().map_err(at)?;
-        let after = after.map(|r| to_row(r, layout)).transpose().map_err(at)?;
-        out.push(ChangeEvent {
-            op,
-            schema: layout.schema.clone(),
-            before,
-            after,
-            ts_ms,
-            tx: Some(txid.to_string()),
-            seq,
-            source: info.clone(),
-        });
-    }
-    Ok(())
+    Tx::new(flags & 1 == 0, 0, Some(format!("{domain}-{}-{seq}", ev.header().server_id())))
 }
 
 /// The error with the binlog position it happened at, after its message.
 pub(crate) fn at_position(e: SluiceError, file: &str, pos: u64) -> SluiceError {
     SluiceError { message: format!("{} (at {file}:{pos})", e.message), ..e }
-}
-
-fn to_row(mut r: BinlogRow, layout: &Layout) -> Result<Row, SluiceError> {
-    let id = &layout.schema.id;
-    if r.len() != layout.types.len() {
-        // Columns are named as in the table map, else `@i` (mysql_common's naming).
-        let present: Vec<String> = r.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
-        let missing: Vec<&str> = (layout.schema.columns.iter().enumerate())
-            .filter(|(i, c)| !present.contains(&c.name) && !present.contains(&format!("@{i}")))
-            .map(|(_, c)| c.name.as_str())
-            .collect();
-        return Err(SluiceError::permanent(format!(
-            "row image of {id} has {} of {} columns (missing: {}): the server must log full row images (SET GLOBAL binlog_row_image = 'FULL')",
-            r.len(),
-            layout.types.len(),
-            missing.join(", ")
-        )));
-    }
-    (0..r.len())
-        .map(|i| {
-            let v = r.take(i).ok_or_else(|| {
-                SluiceError::permanent(format!("column {} of {id} missing from the row image", layout.schema.columns[i].name))
-            })?;
-            from_binlog(&layout.types[i], &layout.codecs[i], v)
-                .map_err(|e| SluiceError::permanent(format!("cannot decode column {}.{}: {}", id, layout.schema.columns[i].name, e.0)))
-        })
-        .collect()
 }
 
 #[cfg(test)]

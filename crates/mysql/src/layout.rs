@@ -9,12 +9,15 @@ use mysql_async::consts::ColumnType;
 use sluice_core::{Column, SluiceError, SqlType, TableId, TableSchema};
 
 use crate::charset::Charset;
+use crate::rowimage::Plan;
 use crate::schema::{ColumnCodec, TableInfo};
 
 pub struct Layout {
     pub schema: Arc<TableSchema>,
     pub types: Vec<SqlType>,
     pub codecs: Vec<ColumnCodec>,
+    /// How the row images of this table map are read (made once, used for every row).
+    pub plan: Plan,
 }
 
 /// Collation id → character set name, read from the server once.
@@ -35,6 +38,7 @@ fn build_with(tme: &TableMapEvent<'_>, info: Option<&TableInfo>, collations: &Co
     let n = tme.columns_count() as usize;
     let bad = |what: &str| SluiceError::permanent(format!("cannot read the binlog table map of {id}: {what}"));
     let meta = OptionalMetaExtractor::new(tme.iter_optional_meta()).map_err(|_| bad("bad optional metadata"))?;
+    let plan = Plan::new(tme).map_err(bad)?;
     let mut names: Vec<String> = meta.iter_column_name().filter_map(Result::ok).map(|c| c.name().into_owned()).collect();
 
     if names.len() != n && positional {
@@ -50,7 +54,7 @@ fn build_with(tme: &TableMapEvent<'_>, info: Option<&TableInfo>, collations: &Co
             )));
         }
         let types = info.schema.columns.iter().map(|c| c.ty.clone()).collect();
-        return Ok(Layout { schema: info.schema.clone(), types, codecs: info.codecs.clone() });
+        return Ok(Layout { schema: info.schema.clone(), types, codecs: info.codecs.clone(), plan });
     }
 
     let mut enums = Vec::new();
@@ -108,7 +112,7 @@ fn build_with(tme: &TableMapEvent<'_>, info: Option<&TableInfo>, collations: &Co
             key = info.schema.key_names().iter().filter_map(|k| columns.iter().position(|c| &c.name == k)).collect();
         }
     }
-    Ok(Layout { schema: Arc::new(TableSchema { id, columns, key, configured_key: false }), types, codecs })
+    Ok(Layout { schema: Arc::new(TableSchema { id, columns, key, configured_key: false }), types, codecs, plan })
 }
 
 fn labels<'a>(it: impl Iterator<Item = std::borrow::Cow<'a, str>>) -> Vec<String> {

@@ -12,6 +12,8 @@ pub mod file;
 pub mod layout;
 pub mod position;
 mod progress;
+pub mod rowimage;
+mod rowqueue;
 pub mod schema;
 pub mod snapshot;
 pub mod source;

@@ -3,6 +3,8 @@
 //! (`binlog_snapshot_file/position`). Tables are read in keyset chunks, each followed by a
 //! checkpoint, so memory stays bounded and a crash resumes after the last finished chunk.
 
+use std::sync::Arc;
+
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as My};
 use sluice_core::checkpoint::Checkpoint;
@@ -120,14 +122,14 @@ impl Snapshot {
         out: &mpsc::Sender<SourceMsg>,
         bar: &mut Progress,
     ) -> Result<(Option<usize>, Option<Vec<Option<String>>>), SluiceError> {
-        let info = SourceInfo {
+        let info = Arc::new(SourceInfo {
             connector: crate::CONNECTOR,
             file: self.pos.file.clone(),
             pos: self.pos.pos,
             gtid: None,
             server_id: 0,
             snapshot: true,
-        };
+        });
         stream_rows(&mut self.conn, table, sql, &info, self.ts_ms, limit, cursor, out, bar).await
     }
 }
@@ -140,7 +142,7 @@ pub(crate) async fn stream_rows(
     conn: &mut Conn,
     table: &TableInfo,
     sql: &str,
-    info: &SourceInfo,
+    info: &Arc<SourceInfo>,
     ts_ms: i64,
     limit: Option<usize>,
     cursor: &mut Cursor,
@@ -172,7 +174,7 @@ pub(crate) async fn stream_rows(
             ts_ms,
             tx: None,
             seq: cursor.seq,
-            source: info.clone(),
+            source: Arc::clone(info),
         });
         cursor.seq += 1;
     }

@@ -24,6 +24,7 @@
 //! state at least as new. Sinks merge by key, so the result is the source's table; a changelog
 //! reader sees such a row's change before its read.
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -241,7 +242,7 @@ async fn read_whole(
     out: &mpsc::Sender<SourceMsg>,
     bar: &mut Progress,
 ) -> Result<bool, SluiceError> {
-    let info = read_info(cursor);
+    let info = Arc::new(read_info(cursor));
     let sql = select_sql(table, None, None, None);
     let (rows, _) = stream_rows(conn, table, &sql, &info, chrono::Utc::now().timestamp_millis(), None, cursor, out, bar).await?;
     if rows.is_none() {
@@ -279,7 +280,7 @@ fn read_info(cursor: &Cursor) -> SourceInfo {
 
 /// Sends the rows the window did not touch as reads at the cursor's position.
 async fn emit(table: &TableInfo, rows: Vec<Row>, window: &mut Window, cursor: &mut Cursor, out: &mpsc::Sender<SourceMsg>) -> bool {
-    let info = read_info(cursor);
+    let info = Arc::new(read_info(cursor));
     let ts_ms = chrono::Utc::now().timestamp_millis();
     let mut batch = Vec::with_capacity(BATCH.min(rows.len()));
     for row in rows {
@@ -294,7 +295,7 @@ async fn emit(table: &TableInfo, rows: Vec<Row>, window: &mut Window, cursor: &m
             ts_ms,
             tx: None,
             seq: cursor.seq,
-            source: info.clone(),
+            source: Arc::clone(&info),
         });
         cursor.seq += 1;
         if batch.len() == BATCH && out.send(SourceMsg::Events(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))).await.is_err() {

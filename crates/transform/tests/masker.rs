@@ -31,7 +31,7 @@ fn text(s: &str) -> Value {
 }
 
 fn ev(schema: &SchemaRef, op: Op, before: Option<Vec<Value>>, after: Option<Vec<Value>>, seq: u64) -> ChangeEvent {
-    ChangeEvent { op, schema: schema.clone(), before, after, ts_ms: 0, tx: None, seq, source: SourceInfo::default() }
+    ChangeEvent { op, schema: schema.clone(), before, after, ts_ms: 0, tx: None, seq, source: SourceInfo::default().into() }
 }
 
 fn rule(cols: &[&str], method: MaskMethod, keep: Option<u32>) -> MaskRule {

@@ -42,14 +42,14 @@ fn event_at(op: Op, ts_ms: i64, key: Vec<usize>) -> ChangeEvent {
         ts_ms,
         tx: Some("0-1-9".into()),
         seq: 42,
-        source: SourceInfo {
+        source: Arc::new(SourceInfo {
             connector: "mysql",
             file: "mysql-bin.000001".into(),
             pos: 400,
             gtid: Some("0-1-9".into()),
             server_id: 1,
             snapshot: false,
-        },
+        }),
     }
 }
 

@@ -30,9 +30,16 @@ fn event(db: &str, table: &str, seq: u64) -> ChangeEvent {
         before: None,
         after: Some(vec![Value::Int(seq as i64), Value::Text(format!("u{seq}@x.io"))]),
         ts_ms: 1_700_000_000_000 + seq as i64,
-        tx: Some(format!("0-1-{seq}")),
+        tx: Some(format!("0-1-{seq}").into()),
         seq,
-        source: SourceInfo { connector: "mysql", file: "mysql-bin.000001".into(), pos: 4 + seq, gtid: None, server_id: 1, snapshot: false },
+        source: Arc::new(SourceInfo {
+            connector: "mysql",
+            file: "mysql-bin.000001".into(),
+            pos: 4 + seq,
+            gtid: None,
+            server_id: 1,
+            snapshot: false,
+        }),
     }
 }
 

@@ -17,7 +17,7 @@
 //! grow or appear later are read by the next run.
 mod config;
 mod error;
-mod reader;
+pub(crate) mod reader;
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -147,7 +147,7 @@ impl Reading<'_> {
             let at = file.at().0;
             let next = catch_unwind(AssertUnwindSafe(|| file.next())).map_err(|_| FileError::Panicked { file: name.clone(), pos: at })?;
             let Some(ev) = next? else { break };
-            if !self.event(&file, &name, ev).await? {
+            if !self.event(&name, ev).await? {
                 return Ok(false);
             }
         }
@@ -172,7 +172,7 @@ impl Reading<'_> {
     }
 
     /// Handles one event. False when the pipeline closed the channel.
-    async fn event(&mut self, file: &EventFile, name: &str, ev: Located) -> Result<bool, SluiceError> {
+    async fn event(&mut self, name: &str, ev: Located) -> Result<bool, SluiceError> {
         let Located { event, pos, end } = ev;
         let hdr = event.header();
         let raw = hdr.event_type_raw();
@@ -190,7 +190,7 @@ impl Reading<'_> {
                     Ok(_) => None,
                     Err(e) => return Err(FileError::Parse { file: name.into(), pos, source: e }.into()),
                 };
-                self.tx = Tx { open: false, start: pos, gtid };
+                self.tx = Tx::new(false, pos, gtid);
             }
             EventType::QUERY_EVENT => {
                 let q = match data()? {
@@ -264,21 +264,18 @@ impl Reading<'_> {
                     return Err(FileError::Corrupt { file: name.into(), pos, what: "undecodable rows event".into() }.into());
                 };
                 let Some(Some(layout)) = self.layouts.get(&re.table_id()).cloned() else { return Ok(true) };
-                let tme = file.table_map(re.table_id()).ok_or_else(|| {
-                    SluiceError::permanent(format!("rows event for {} without its table map at {name}:{pos}", layout.schema.id))
-                })?;
-                let info = SourceInfo {
+                let info = Arc::new(SourceInfo {
                     connector: crate::CONNECTOR,
                     file: name.to_string(),
                     pos,
                     gtid: self.tx.gtid.clone(),
                     server_id: hdr.server_id(),
                     snapshot: false,
-                };
-                let txid = self.tx.gtid.clone().unwrap_or_else(|| format!("{name}:{}", self.tx.start));
+                });
+                let txid = self.tx.id(name);
                 let ts_ms = i64::from(hdr.timestamp()) * 1000;
                 let (cursor, pending) = (&mut self.cursor, &mut self.pending);
-                catch_unwind(AssertUnwindSafe(|| decode_rows(tme, &re, &layout, cursor, &info, &txid, ts_ms, pending)))
+                catch_unwind(AssertUnwindSafe(|| decode_rows(&re, &layout, cursor, &info, &txid, ts_ms, pending)))
                     .map_err(|_| FileError::Panicked { file: name.into(), pos })?
                     .map_err(|e| match ty {
                         EventType::PARTIAL_UPDATE_ROWS_EVENT => e.context("partial JSON update (binlog_row_value_options=PARTIAL_JSON)"),
@@ -367,7 +364,7 @@ fn dml_target(sql: &str, default_db: &str) -> Option<Option<TableId>> {
 }
 
 /// Collation id → character set name, from mysql_common's table (what a server would answer).
-fn collations() -> Collations {
+pub(crate) fn collations() -> Collations {
     (1..=u16::MAX)
         .filter_map(|id| {
             let cid = CollationId::from(id);
