@@ -19,9 +19,12 @@ use crate::client::{base_config, classify, config_error, probe, METADATA_TIMEOUT
 use crate::config::KafkaConfig;
 
 /// A round of records printed together, sorted by `seq`: up to this many, or what arrives
-/// until the partitions have nothing more for this long.
+/// until the partitions have nothing more for `QUIET`, and never longer than `ROUND_AT_MOST`
+/// after its first record (a steady stream never goes quiet: a follower must still print it
+/// promptly).
 const ROUND: usize = 1000;
 const QUIET: Duration = Duration::from_millis(100);
+const ROUND_AT_MOST: Duration = Duration::from_millis(100);
 
 /// Prints the topics' records matching `opts` to `out` and returns how many were printed.
 /// Tombstones (no value) are not change events and are skipped. Records of one key are in
@@ -37,6 +40,11 @@ pub async fn tail(cfg: &KafkaConfig, opts: &TailOptions, out: &mut impl Write) -
     // librdkafka's assign needs a group id; without subscribe it joins no group, and nothing is
     // committed.
     conf.set("group.id", "sluice-tail").set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
+    // A follower prints what arrives: the broker answers a fetch within 100 ms, not librdkafka's
+    // default 500 ms wait for more bytes (unless the user's [sink.kafka.properties] say otherwise).
+    if !cfg.properties.0.contains_key("fetch.wait.max.ms") {
+        conf.set("fetch.wait.max.ms", "100");
+    }
     let consumer: Arc<BaseConsumer> = Arc::new(conf.create().map_err(|e| config_error(e, cfg))?);
     let c = Arc::clone(&consumer);
     probe(move || c.client().fetch_metadata(None, METADATA_TIMEOUT), cfg).await?;
@@ -149,13 +157,16 @@ async fn poll_round(
     let got = tokio::task::spawn_blocking(move || {
         let mut got = Vec::new();
         let mut wait = Duration::from_millis(250);
+        let mut first: Option<std::time::Instant> = None;
         while got.len() < ROUND {
             match c.poll(wait) {
                 None => break,
                 Some(Err(e)) => return Err(e),
                 Some(Ok(m)) => got.push((m.topic().to_string(), m.partition(), m.offset(), m.payload().map(<[u8]>::to_vec))),
             }
-            wait = QUIET;
+            let started = *first.get_or_insert_with(std::time::Instant::now);
+            let Some(left) = ROUND_AT_MOST.checked_sub(started.elapsed()).filter(|l| !l.is_zero()) else { break };
+            wait = QUIET.min(left);
         }
         Ok(got)
     })
