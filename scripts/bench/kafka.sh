@@ -10,6 +10,7 @@
 #   2.0.2) fails tansu's ApiVersions answer.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/bench/stream.sh
 : "${SLUICE:?}" "${BENCH:?}" "${PORT:?}" "${OUT:?}" "${WORK:?}" "${TABLE:?}" "${ROWS:?}"
 J() { python3 scripts/bench/jsonx.py "$@"; }
 MEASURE=(python3 scripts/bench/measure.py)
@@ -75,12 +76,7 @@ sed -e "s/\"$TABLE\"/\"bench.kflat\"/g" -e 's/^topic_prefix = .*/&\nflush_interv
 printf '\n[snapshot]\nmode = "never"\n' >>"$DIR/lat/sluice.toml"
 mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P"$PORT" -uroot -e \
   "CREATE DATABASE IF NOT EXISTS bench; CREATE TABLE IF NOT EXISTS bench.kflat (id BIGINT NOT NULL PRIMARY KEY, sent_us BIGINT NOT NULL, pad VARCHAR(64))"
-"$SLUICE" run -c "$DIR/lat/sluice.toml" >/dev/null 2>"$OUT/kafka_latency_run.log" &
-RUN=$!
-for _ in $(seq 1 300); do
-  "$SLUICE" status -c "$DIR/lat/sluice.toml" --json 2>/dev/null | grep -q '"phase": "streaming"' && break
-  sleep 0.1
-done
+start_run "$DIR/lat/sluice.toml" "$OUT/kafka_latency_run.log"
 # One row first, so the table's topic exists when the reader starts (a topic created later is
 # found by the reader's periodic rescan, which would count in the first latencies).
 mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P"$PORT" -uroot -e "INSERT INTO bench.kflat VALUES (0, 0, 'warm-up')"

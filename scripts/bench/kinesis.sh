@@ -7,6 +7,7 @@
 # - commit → record readable from the stream at 200 one-row tx/s, p50/p99.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/bench/stream.sh
 HERE=scripts/bench
 : "${SLUICE:?}" "${PORT:?}" "${OUT:?}" "${WORK:?}" "${ROWS_SMALL:?}" "${LAT_SECS:?}"
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
@@ -64,12 +65,7 @@ mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P"$PORT" -uroot -e \
   "CREATE DATABASE IF NOT EXISTS bench; CREATE TABLE IF NOT EXISTS bench.klat (id BIGINT NOT NULL PRIMARY KEY, sent_us BIGINT NOT NULL)"
 kcfg "$WORK/kin_lat" bench.klat never bench-lat
 sed -i 's/^endpoint = .*/&\nflush_interval = "100ms"/' "$WORK/kin_lat/sluice.toml"
-"$SLUICE" run -c "$WORK/kin_lat/sluice.toml" >/dev/null 2>"$OUT/kinesis_latency_run.log" &
-RUN=$!
-for _ in $(seq 1 300); do
-  "$SLUICE" status -c "$WORK/kin_lat/sluice.toml" --json 2>/dev/null | grep -q '"phase": "streaming"' && break
-  sleep 0.1
-done
+start_run "$WORK/kin_lat/sluice.toml" "$OUT/kinesis_latency_run.log"
 "$PY" $HERE/kinesis_bench.py latency --endpoint "$EP" --stream bench-lat --port "$PORT" --table bench.klat --rate 200 \
   --seconds "$LAT_SECS" >"$OUT/kinesis_latency.json" 2>"$OUT/kinesis_latency.log" \
   || { rm -f "$OUT/kinesis_latency.json"; skipk kinesis_latency "latency probe failed: $(tail -1 "$OUT/kinesis_latency.log")"; }

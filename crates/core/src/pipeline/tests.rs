@@ -144,6 +144,16 @@ fn pipeline(dir: &std::path::Path, sinks: Vec<SinkSpec>) -> Pipeline {
     }
 }
 
+/// After three failed flushes and then success: every change durable once, in order, and
+/// committed.
+fn assert_retried_without_loss(dir: &std::path::Path, held: &Mutex<Held>) {
+    let h = held.lock().unwrap();
+    assert_eq!(h.durable, all_seqs(), "every change once, in order");
+    assert!(h.flushes >= 4, "three failures, then success: {} flushes", h.flushes);
+    let state = StateStore::open_read_only(dir).load().unwrap();
+    assert_eq!(state.checkpoint.unwrap().next_seq, TXS * ROWS_PER_TX);
+}
+
 fn all_seqs() -> Vec<u64> {
     (0..TXS * ROWS_PER_TX).collect()
 }
@@ -187,11 +197,7 @@ async fn a_failed_flush_is_retried_and_loses_nothing() {
     sink.fail = Some((3, ErrorKind::Exhausted));
     let p = pipeline(dir.path(), vec![spec(sink, Duration::from_secs(30))]);
     assert_eq!(p.run(std::future::pending()).await.unwrap(), Stopped::CaughtUp);
-    let h = held.lock().unwrap();
-    assert_eq!(h.durable, all_seqs(), "every change once, in order");
-    assert!(h.flushes >= 4, "three failures, then success: {} flushes", h.flushes);
-    let state = StateStore::open_read_only(dir.path()).load().unwrap();
-    assert_eq!(state.checkpoint.unwrap().next_seq, TXS * ROWS_PER_TX);
+    assert_retried_without_loss(dir.path(), &held);
 }
 
 #[tokio::test]
@@ -405,9 +411,5 @@ async fn a_failed_background_flush_is_retried_and_loses_nothing() {
     gate.add_permits(1000);
     let p = pipeline(dir.path(), vec![SinkSpec::new(Box::new(sink), Duration::from_millis(5), Duration::from_secs(30))]);
     assert_eq!(p.run(std::future::pending()).await.unwrap(), Stopped::CaughtUp);
-    let h = held.lock().unwrap();
-    assert_eq!(h.durable, all_seqs(), "every change once, in order");
-    assert!(h.flushes >= 4, "three failures, then success: {} flushes", h.flushes);
-    let state = StateStore::open_read_only(dir.path()).load().unwrap();
-    assert_eq!(state.checkpoint.unwrap().next_seq, TXS * ROWS_PER_TX);
+    assert_retried_without_loss(dir.path(), &held);
 }
