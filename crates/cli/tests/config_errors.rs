@@ -79,6 +79,16 @@ async fn bad_duration_is_named() {
 }
 
 #[tokio::test]
+async fn bad_size_is_named() {
+    let text = config_text(&url(), 6401, "[sink.lake]\npath = \"lake\"\nflush_bytes = \"16MB\"\n");
+    let out = check(&text).await;
+    assert_config_error(&out, line_of(&text, "16MB"), &["flush_bytes", "`16MB`", "KiB, MiB or GiB"]);
+    let small = check(&config_text(&url(), 6401, "[sink.lake]\npath = \"lake\"\nflush_bytes = \"64KiB\"\n")).await;
+    assert_ne!(small.code, Some(0), "{small}");
+    assert!(small.stderr.contains("flush_bytes must be at least \"1MiB\""), "{small}");
+}
+
+#[tokio::test]
 async fn missing_env_var_is_named() {
     assert!(std::env::var("NOPE").is_err(), "this test needs NOPE unset");
     let text = config_text("mysql://sluice:${NOPE}@127.0.0.1:1", 6401, "");
