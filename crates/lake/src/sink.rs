@@ -244,8 +244,14 @@ impl Sink for LakeSink {
     async fn write(&mut self, batch: &Batch) -> Result<(), SluiceError> {
         // The mark lists a table from its first buffered change on: listing one that a crash
         // keeps from being written costs nothing, missing one would hide it on S3.
+        // Checked once per run of events sharing a schema object, not per event.
         let mut grew = false;
+        let mut last: Option<&Arc<sluice_core::TableSchema>> = None;
         for e in &batch.events {
+            if last.is_some_and(|s| Arc::ptr_eq(s, &e.schema)) {
+                continue;
+            }
+            last = Some(&e.schema);
             if !self.known.contains(&e.schema.id) {
                 grew |= self.known.insert(e.schema.id.clone());
             }

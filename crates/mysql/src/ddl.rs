@@ -73,10 +73,13 @@ fn tokens(sql: &str) -> Vec<Tok> {
             }
             _ => {
                 out.push(Tok::Other);
-                // Skip a string literal whole: its text is not SQL.
+                // Skip a string literal whole (`\x` escapes included): its text is not SQL.
+                // A doubled quote reads as two literals, which skips the same bytes.
+                i += 1;
                 if c == b'\'' || c == b'"' {
-                    i = sql[i + 1..].find(c as char).map_or(b.len(), |e| i + 1 + e + 1);
-                } else {
+                    while i < b.len() && b[i] != c {
+                        i += if b[i] == b'\\' { 2 } else { 1 };
+                    }
                     i += 1;
                 }
             }
@@ -245,6 +248,8 @@ mod tests {
         );
         assert!(table_ddl("ALTER TABLE a RENAME COLUMN x TO y", "d").is_empty());
         assert!(table_ddl("ALTER TABLE a ADD COLUMN note VARCHAR(10) DEFAULT 'rename to z'", "d").is_empty());
+        assert!(table_ddl(r"ALTER TABLE a ADD COLUMN n VARCHAR(10) DEFAULT 'it\'s rename to z'", "d").is_empty());
+        assert!(table_ddl("ALTER TABLE a ADD COLUMN n VARCHAR(10) DEFAULT 'it''s rename to z'", "d").is_empty());
         assert!(table_ddl("ALTER TABLE a ADD COLUMN x INT", "d").is_empty());
         assert!(table_ddl("-- rename table a to b\nCREATE TABLE c (x INT)", "d").is_empty());
         assert!(table_ddl("INSERT INTO t VALUES (1)", "d").is_empty());

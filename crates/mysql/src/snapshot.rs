@@ -284,18 +284,33 @@ pub(crate) async fn nth_key(
     upto: Option<&[Option<String>]>,
     n: usize,
 ) -> Result<Option<Vec<Option<String>>>, SluiceError> {
+    let keys = key_columns(t);
+    let range = key_range(t, &keys, after, upto);
+    one_key(conn, t, &range, &keys.join(", "), n.saturating_sub(1), &format!("split {} into chunks", t.schema.id)).await
+}
+
+fn key_columns(t: &TableInfo) -> Vec<String> {
+    t.schema.key.iter().map(|&k| quote_ident(&t.schema.columns[k].name)).collect()
+}
+
+/// The key of the row at `offset` of `range` (a WHERE clause or empty) in `order`, in server
+/// text form; `what` names the step in errors.
+async fn one_key(
+    conn: &mut Conn,
+    t: &TableInfo,
+    range: &str,
+    order: &str,
+    offset: usize,
+    what: &str,
+) -> Result<Option<Vec<Option<String>>>, SluiceError> {
     let s = &t.schema;
-    let keys: Vec<String> = s.key.iter().map(|&k| quote_ident(&s.columns[k].name)).collect();
     let sql = format!(
-        "SELECT {} FROM {}.{}{} ORDER BY {} LIMIT 1 OFFSET {}",
-        keys.join(", "),
+        "SELECT {} FROM {}.{}{range} ORDER BY {order} LIMIT 1 OFFSET {offset}",
+        key_columns(t).join(", "),
         quote_ident(&s.id.db),
         quote_ident(&s.id.table),
-        key_range(t, &keys, after, upto),
-        keys.join(", "),
-        n.saturating_sub(1)
     );
-    let row: Option<mysql_async::Row> = conn.query_first(sql).await.map_err(|e| classify(e, &format!("split {} into chunks", s.id)))?;
+    let row: Option<mysql_async::Row> = conn.query_first(sql).await.map_err(|e| classify(e, what))?;
     Ok(row.map(|r| (0..s.key.len()).map(|i| text_of(r.as_ref(i))).collect()))
 }
 
@@ -315,19 +330,8 @@ fn key_above(t: &TableInfo, keys: &[String], key: &[Option<String>]) -> String {
 
 /// The table's highest key now (server text form), `None` when it is empty.
 pub(crate) async fn highest_key(conn: &mut Conn, t: &TableInfo) -> Result<Option<Vec<Option<String>>>, SluiceError> {
-    let s = &t.schema;
-    let desc: Vec<String> = s.key.iter().map(|&k| format!("{} DESC", quote_ident(&s.columns[k].name))).collect();
-    let cols: Vec<String> = s.key.iter().map(|&k| quote_ident(&s.columns[k].name)).collect();
-    let sql = format!(
-        "SELECT {} FROM {}.{} ORDER BY {} LIMIT 1",
-        cols.join(", "),
-        quote_ident(&s.id.db),
-        quote_ident(&s.id.table),
-        desc.join(", ")
-    );
-    let row: Option<mysql_async::Row> =
-        conn.query_first(sql).await.map_err(|e| classify(e, &format!("read the highest key of {}", s.id)))?;
-    Ok(row.map(|r| (0..s.key.len()).map(|i| text_of(r.as_ref(i))).collect()))
+    let desc: Vec<String> = key_columns(t).iter().map(|k| format!("{k} DESC")).collect();
+    one_key(conn, t, "", &desc.join(", "), 0, &format!("read the highest key of {}", t.schema.id)).await
 }
 
 /// A literal for a key value (hex of the server's text), compared in the column's own collation.
