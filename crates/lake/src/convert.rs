@@ -171,8 +171,13 @@ pub fn schema_of(user: &[Field], kind: Kind) -> SchemaRef {
 
 /// Builds a batch with the lake table's columns `user` from rows of source schema `t`.
 pub fn to_batch(user: &[Field], t: &TableSchema, kind: Kind, rows: &[LakeRow<'_>]) -> Result<RecordBatch, String> {
-    let schema = schema_of(user, kind);
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    with_columns(user, user_columns(user, t, rows)?, kind, rows)
+}
+
+/// The user columns of a batch (the part [`to_batch`] spends most of its time on), which the
+/// changelog and the current state share when they get the same rows.
+pub fn user_columns(user: &[Field], t: &TableSchema, rows: &[LakeRow<'_>]) -> Result<Vec<ArrayRef>, String> {
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(user.len());
     for f in user {
         let idx = t.columns.iter().position(|c| c.name.to_lowercase() == *f.name());
         let col = match idx {
@@ -181,6 +186,13 @@ pub fn to_batch(user: &[Field], t: &TableSchema, kind: Kind, rows: &[LakeRow<'_>
         };
         columns.push(col.map_err(|e| format!("column {}.{}: {e}", t.id, f.name()))?);
     }
+    Ok(columns)
+}
+
+/// A batch of `kind` from user columns built by [`user_columns`] for `user` and `rows`.
+pub fn with_columns(user: &[Field], mut columns: Vec<ArrayRef>, kind: Kind, rows: &[LakeRow<'_>]) -> Result<RecordBatch, String> {
+    let schema = schema_of(user, kind);
+    columns.reserve(schema.fields().len() - columns.len());
     let n = rows.len();
     let mut op = StringBuilder::with_capacity(n, n);
     let mut ts = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
@@ -222,7 +234,7 @@ pub fn to_batch(user: &[Field], t: &TableSchema, kind: Kind, rows: &[LakeRow<'_>
 /// One Arrow column of type `ty` from `n` values. Zero dates have no Arrow value: NULL. A value
 /// that does not fit the column (after a narrowing schema change) is an error, never a silent
 /// NULL. Builders are sized up front and text is copied once, straight from the row.
-fn column<'a>(ty: &DataType, n: usize, values: impl Iterator<Item = &'a Value>) -> Result<ArrayRef, String> {
+fn column<'a>(ty: &DataType, n: usize, values: impl Iterator<Item = &'a Value> + Clone) -> Result<ArrayRef, String> {
     macro_rules! build {
         ($builder:expr, $conv:expr) => {{
             let mut b = $builder;
@@ -272,16 +284,29 @@ fn column<'a>(ty: &DataType, n: usize, values: impl Iterator<Item = &'a Value>) 
             Value::DateTime(us) | Value::Timestamp(us) => Some(*us),
             _ => None,
         }),
-        DataType::Binary => build!(BinaryBuilder::with_capacity(n, n * 16), |v: &'a Value| match v {
+        DataType::Binary => build!(BinaryBuilder::with_capacity(n, payload_bytes(values.clone())), |v: &'a Value| match v {
             Value::Bytes(b) => Some(b.as_slice()),
             _ => None,
         }),
-        _ => build!(StringBuilder::with_capacity(n, n * 16), |v: &'a Value| match v {
+        // Sized from the values' own lengths: growing the buffer by doubling copied it again.
+        _ => build!(StringBuilder::with_capacity(n, payload_bytes(values.clone())), |v: &'a Value| match v {
             Value::Text(s) | Value::Json(s) | Value::Decimal(s) => Some(Cow::Borrowed(s.as_str())),
             Value::Time(us) => Some(Cow::Owned(format_time(*us))),
             other => Some(Cow::Owned(other.render())),
         }),
     })
+}
+
+/// The bytes of the text and binary values in `values` (others count 16, about what they render to).
+fn payload_bytes<'a>(values: impl Iterator<Item = &'a Value>) -> usize {
+    values
+        .map(|v| match v {
+            Value::Text(s) | Value::Json(s) | Value::Decimal(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Null | Value::ZeroDate => 0,
+            _ => 16,
+        })
+        .sum()
 }
 
 /// "-12.30" at scale 2 → -1230.

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::query::discover;
 use crate::storage::Storage;
-use crate::table::Delta;
+use crate::table::{Delta, SharedColumns};
 
 /// Both Delta tables of one captured table.
 struct Pair {
@@ -140,34 +140,53 @@ impl Writer {
         let keyed = events.first().is_some_and(|e| !e.schema.key.is_empty());
         let (every, retention) = (self.cfg.compact_every, self.cfg.retention.0);
         let Pair { current, changes } = self.pair(id, keyed).await?;
+        let fresh_changes: Vec<&ChangeEvent> = events.iter().copied().filter(|e| e.seq as i64 > changes.seq).collect();
+        let fresh_state: Vec<&ChangeEvent> = match current.as_ref() {
+            Some(c) => events.iter().copied().filter(|e| e.seq as i64 > c.seq).collect(),
+            None => Vec::new(),
+        };
+        // Both tables get the very same rows (a snapshot, new inserts): convert them once.
+        let shared = match current.as_ref() {
+            Some(c) if fresh_changes.len() == fresh_state.len() => match runs(&fresh_changes).as_slice() {
+                [run] if new_keys(c, run) => SharedColumns::build([changes, c], &run[0].schema, run)?,
+                _ => None,
+            },
+            _ => None,
+        };
         // The changelog and the current state are separate Delta tables: written at once, their
         // encoding and I/O overlap.
         let changelog = async {
-            let fresh: Vec<&ChangeEvent> = events.iter().copied().filter(|e| e.seq as i64 > changes.seq).collect();
-            for run in runs(&fresh) {
-                changes.append_changes(&run[0].schema, run).await?;
+            for run in runs(&fresh_changes) {
+                changes.append_changes(&run[0].schema, run, shared.as_ref()).await?;
             }
             changes.upkeep(every, retention).await
         };
         let state = async {
             let Some(current) = current.as_mut() else { return Ok(()) };
-            let fresh: Vec<&ChangeEvent> = events.iter().copied().filter(|e| e.seq as i64 > current.seq).collect();
-            for run in runs(&fresh) {
-                // Keys that cannot be in the table yet: reads of the snapshot that created it in
-                // this process, or inserts under a key the database enforces (the table mirrors
-                // the source as of the previous commit, and nothing in the run deletes).
-                let reads = run.iter().all(|e| e.op == Op::Read);
-                let inserts = run.iter().all(|e| e.op == Op::Insert);
-                let fresh_snapshot = reads && (current.table.version().is_none() || current.fresh_snapshot);
-                let new_keys = fresh_snapshot || (inserts && !run[0].schema.configured_key);
-                current.merge_current(&run[0].schema, run, new_keys).await?;
-                current.fresh_snapshot = fresh_snapshot;
+            for run in runs(&fresh_state) {
+                // Both judged before the write, which creates the table.
+                let (new_keys, fresh) = (new_keys(current, run), fresh_snapshot(current, run));
+                current.merge_current(&run[0].schema, run, new_keys, shared.as_ref()).await?;
+                current.fresh_snapshot = fresh;
             }
             current.upkeep(every, retention).await
         };
         let (changelog, state) = tokio::join!(changelog, state);
         changelog.and(state)
     }
+}
+
+/// Whether `run` of a current-state table's changes can only add keys it does not hold yet:
+/// reads of the snapshot that created it in this process, or inserts under a key the database
+/// enforces (the table mirrors the source as of the previous commit, and nothing in the run
+/// deletes).
+fn new_keys(current: &Delta, run: &[&ChangeEvent]) -> bool {
+    fresh_snapshot(current, run) || (run.iter().all(|e| e.op == Op::Insert) && !run[0].schema.configured_key)
+}
+
+/// Whether `current` still holds nothing but the snapshot's reads after `run`.
+fn fresh_snapshot(current: &Delta, run: &[&ChangeEvent]) -> bool {
+    run.iter().all(|e| e.op == Op::Read) && (current.table.version().is_none() || current.fresh_snapshot)
 }
 
 /// The tables listed in the lake's committed mark. A mark that does not parse is an error, not

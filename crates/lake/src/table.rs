@@ -2,12 +2,16 @@
 //! (changelog). Each Delta commit carries the highest `_cdc_seq` it covers as a `txn` action
 //! (app id "sluice"), written in the same commit as the rows: on restart the sink reads it back
 //! and skips what the table already holds, so no change is applied twice.
+use deltalake::arrow::array::ArrayRef;
 use deltalake::arrow::datatypes::{Field, FieldRef};
+use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::prelude::{cast, lit, Expr, SessionContext};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
 use deltalake::operations::optimize::OptimizeType;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use sluice_core::value::identity_of;
@@ -15,10 +19,52 @@ use sluice_core::{ChangeEvent, Op, SluiceError, TableId, TableSchema};
 use std::collections::HashMap;
 use tracing::{debug, info};
 
-use crate::convert::{merge_fields, to_batch, Kind, LakeRow, DATE, DELETED};
+use crate::convert::{merge_fields, to_batch, user_columns, with_columns, Kind, LakeRow, DATE, DELETED};
 use crate::storage::Storage;
 
 pub const APP_ID: &str = "sluice";
+
+/// A column of few distinct values (a state, a status) stays dictionary-encoded under this
+/// bound; one of mostly unique values (an email, a phone) falls back to plain encoding after a
+/// few thousand of them rather than tens of thousands. Interning those values into the
+/// dictionary was a fifth of a full load's CPU (docs/benchmarks.md).
+const DICTIONARY_PAGE_LIMIT: usize = 128 << 10;
+
+/// User columns built once for a run of events that both tables of a pair receive whole (a
+/// snapshot's reads, inserts under new keys): the changelog and the current state then share
+/// them instead of each converting the same values.
+pub struct SharedColumns {
+    pub fields: Vec<Field>,
+    pub columns: Vec<ArrayRef>,
+}
+
+impl SharedColumns {
+    /// `None` when a table would get other columns (one of them must widen or add some first).
+    pub fn build(tables: [&Delta; 2], schema: &TableSchema, events: &[&ChangeEvent]) -> Result<Option<Self>, SluiceError> {
+        let merged = merge_fields(&tables[0].fields, schema).map_err(SluiceError::permanent)?;
+        let other = merge_fields(&tables[1].fields, schema).map_err(SluiceError::permanent)?;
+        if !merged.widened.is_empty() || !other.widened.is_empty() || merged.fields != other.fields {
+            return Ok(None);
+        }
+        let rows: Vec<LakeRow<'_>> = events.iter().map(|&e| current_row(e)).collect();
+        let columns = user_columns(&merged.fields, schema, &rows).map_err(SluiceError::permanent)?;
+        Ok(Some(Self { fields: merged.fields, columns }))
+    }
+}
+
+/// A batch of `kind`, with `shared`'s user columns when they are this table's.
+fn batch_of(
+    fields: &[Field],
+    schema: &TableSchema,
+    kind: Kind,
+    rows: &[LakeRow<'_>],
+    shared: Option<&SharedColumns>,
+) -> Result<RecordBatch, String> {
+    match shared.filter(|s| s.fields == fields && s.columns.first().is_none_or(|c| c.len() == rows.len())) {
+        Some(s) => with_columns(fields, s.columns.clone(), kind, rows),
+        None => to_batch(fields, schema, kind, rows),
+    }
+}
 
 /// One Delta table and what sluice knows of it.
 pub struct Delta {
@@ -57,12 +103,29 @@ impl Delta {
         Ok(d)
     }
 
+    /// Parquet settings of the files sluice writes: delta-rs's own (Snappy) but with dictionary
+    /// pages of at most [`DICTIONARY_PAGE_LIMIT`] instead of Parquet's 1 MiB.
+    fn writer_properties() -> WriterProperties {
+        WriterProperties::builder()
+            .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
+            .set_compression(Compression::SNAPPY)
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_LIMIT)
+            .build()
+    }
+
     fn commit_properties(seq: u64) -> CommitProperties {
         CommitProperties::default().with_application_transaction(Transaction::new(APP_ID, seq as i64))
     }
 
     /// Appends changelog rows.
-    pub async fn append_changes(&mut self, schema: &TableSchema, events: &[&ChangeEvent]) -> Result<(), SluiceError> {
+    /// `shared`: user columns already built for these events, used when this table has the same
+    /// columns.
+    pub async fn append_changes(
+        &mut self,
+        schema: &TableSchema,
+        events: &[&ChangeEvent],
+        shared: Option<&SharedColumns>,
+    ) -> Result<(), SluiceError> {
         let Some(last) = events.last() else { return Ok(()) };
         let fields = self.fields_for(schema, true).await?;
         let before_keys: Vec<Option<String>> = events.iter().map(|e| changed_key(schema, e)).collect();
@@ -79,13 +142,14 @@ impl Delta {
                 deleted: false,
             })
             .collect();
-        let batch = to_batch(&fields, schema, Kind::Changes, &rows).map_err(SluiceError::permanent)?;
+        let batch = batch_of(&fields, schema, Kind::Changes, &rows, shared).map_err(SluiceError::permanent)?;
         let table = self.table.clone();
         let grow = fields.len() > self.fields.len() && !self.fields.is_empty();
         let mut write = table
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
             .with_partition_columns(vec![DATE.to_string()])
+            .with_writer_properties(Self::writer_properties())
             .with_commit_properties(Self::commit_properties(last.seq));
         if grow {
             write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
@@ -99,17 +163,27 @@ impl Delta {
     /// `new_keys_only` (the caller knows no key of `events` can be in the table yet) the rows are
     /// appended instead of merged: a MERGE reads and rewrites the files it touches, which makes
     /// loading a big table quadratic.
-    pub async fn merge_current(&mut self, schema: &TableSchema, events: &[&ChangeEvent], new_keys_only: bool) -> Result<(), SluiceError> {
+    pub async fn merge_current(
+        &mut self,
+        schema: &TableSchema,
+        events: &[&ChangeEvent],
+        new_keys_only: bool,
+        shared: Option<&SharedColumns>,
+    ) -> Result<(), SluiceError> {
         let Some(last) = events.last() else { return Ok(()) };
         let fields = self.fields_for(schema, false).await?;
-        let rows = collapse(schema, events);
         let table = self.table.clone();
         let creating = self.table.version().is_none();
+        // New keys only (reads and inserts, each key once): nothing to collapse.
+        let rows = if new_keys_only { events.iter().map(|&e| current_row(e)).collect() } else { collapse(schema, events) };
         if creating || new_keys_only {
             let live: Vec<LakeRow<'_>> = rows.into_iter().filter(|r| !r.deleted).collect();
-            let batch = to_batch(&fields, schema, Kind::Current, &live).map_err(SluiceError::permanent)?;
-            let mut write =
-                table.write(vec![batch]).with_save_mode(SaveMode::Append).with_commit_properties(Self::commit_properties(last.seq));
+            let batch = batch_of(&fields, schema, Kind::Current, &live, shared).map_err(SluiceError::permanent)?;
+            let mut write = table
+                .write(vec![batch])
+                .with_save_mode(SaveMode::Append)
+                .with_writer_properties(Self::writer_properties())
+                .with_commit_properties(Self::commit_properties(last.seq));
             if !creating && fields.len() > self.fields.len() {
                 write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
             }
@@ -131,6 +205,7 @@ impl Delta {
                 .with_source_alias("s")
                 .with_target_alias("t")
                 .with_merge_schema(grow)
+                .with_writer_properties(Self::writer_properties())
                 .with_commit_properties(Self::commit_properties(last.seq))
                 .when_matched_delete(|d| d.predicate(qualified("s", DELETED).eq(lit(true))))
                 .and_then(|m| {
@@ -204,6 +279,7 @@ impl Delta {
             .with_input_plan(plan)
             .with_session_state(std::sync::Arc::new(ctx.state()))
             .with_save_mode(SaveMode::Overwrite)
+            .with_writer_properties(Self::writer_properties())
             .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
         if let Ok(seq) = u64::try_from(self.seq) {
             write = write.with_commit_properties(Self::commit_properties(seq));
@@ -267,6 +343,11 @@ fn changed_key(schema: &TableSchema, e: &ChangeEvent) -> Option<String> {
     let obj: serde_json::Map<String, serde_json::Value> =
         schema.key.iter().map(|&k| (schema.columns[k].name.clone(), b[k].to_json())).collect();
     Some(serde_json::Value::Object(obj).to_string())
+}
+
+/// A read or insert as a current-state row.
+fn current_row<'a>(e: &'a ChangeEvent) -> LakeRow<'a> {
+    LakeRow { values: e.row(), op: e.op.code(), ts_ms: e.ts_ms, seq: e.seq, tx: None, before_key: None, deleted: false }
 }
 
 /// The last change per key, in the order keys first appear (a snapshot's key order, which

@@ -28,7 +28,7 @@ pub fn from_text(ty: &SqlType, v: My) -> R {
     match ty {
         SqlType::Int { unsigned: true, .. } => text()?.parse().map(Value::UInt).map_err(|_| DecodeError("bad integer")),
         SqlType::Int { .. } => text()?.parse().map(Value::Int).map_err(|_| DecodeError("bad integer")),
-        SqlType::Decimal { .. } => Ok(Value::Decimal(text()?.to_string())),
+        SqlType::Decimal { .. } => owned_text(bytes).map(Value::Decimal),
         SqlType::Float => text()?.parse().map(Value::Float).map_err(|_| DecodeError("bad float")),
         SqlType::Double => text()?.parse().map(Value::Double).map_err(|_| DecodeError("bad double")),
         SqlType::Date | SqlType::DateTime { .. } | SqlType::Timestamp { .. } => {
@@ -37,10 +37,15 @@ pub fn from_text(ty: &SqlType, v: My) -> R {
         }
         SqlType::Time { .. } => parse_time_text(text()?).map(Value::Time).ok_or(DecodeError("bad time text")),
         SqlType::Year => text()?.parse().map(Value::Year).map_err(|_| DecodeError("bad year")),
-        SqlType::Text | SqlType::Enum { .. } | SqlType::Set { .. } => Ok(Value::Text(text()?.to_string())),
-        SqlType::Json => Ok(Value::Json(text()?.to_string())),
+        // The server's buffer becomes the value's: no second copy of every string.
+        SqlType::Text | SqlType::Enum { .. } | SqlType::Set { .. } => owned_text(bytes).map(Value::Text),
+        SqlType::Json => owned_text(bytes).map(Value::Json),
         SqlType::Binary | SqlType::Bit { .. } | SqlType::Geometry => Ok(Value::Bytes(bytes)),
     }
+}
+
+fn owned_text(bytes: Vec<u8>) -> Result<String, DecodeError> {
+    String::from_utf8(bytes).map_err(|_| DecodeError("invalid utf-8 from the server"))
 }
 
 /// One column of a binlog row image as read from the wire, before the column's type gives it
