@@ -321,7 +321,31 @@ async fn kill_9_during_the_snapshot_loses_nothing_in_the_lake() {
     let out = w.spawn("final", "run", &["--once"]).wait().await;
     assert_eq!(out.code, Some(0), "{out}");
     assert!(renumbered > 0, "no run resumed a snapshot behind the lake: the test did not exercise its case");
-    assert!(lake_table(&w).await == source_table(&db).await, "lake current state differs from the source");
+    let (lake, source) = (lake_table(&w).await, source_table(&db).await);
+    if lake != source {
+        let only_lake: Vec<_> = lake.iter().filter(|(k, _)| !source.contains_key(k)).take(5).collect();
+        let only_src: Vec<_> = source.iter().filter(|(k, _)| !lake.contains_key(k)).take(5).collect();
+        let differ: Vec<_> =
+            lake.iter().filter(|(k, v)| source.get(k).is_some_and(|s| s != *v)).take(5).map(|(k, v)| (k, v, &source[k])).collect();
+        let dups = query(&w, "SELECT id, count(*) AS n FROM shop.acct GROUP BY id HAVING count(*) > 1 LIMIT 5").await;
+        eprintln!("DEBUG only_lake={only_lake:?}\nonly_src={only_src:?}\ndiffer={differ:?}\ndups={dups:?}");
+        for (k, _) in only_lake.iter().chain(only_src.iter()).take(3) {
+            let hist = query(&w, &format!("SELECT id, v, note, _cdc_op, _cdc_seq, _cdc_before_key FROM shop.acct__changes WHERE id = {k} OR _cdc_before_key LIKE '%{k}%' ORDER BY _cdc_seq")).await;
+            eprintln!("DEBUG history of {k}: {hist:?}");
+        }
+        for f in ["run0", "run1", "run2", "run3", "final"] {
+            eprintln!(
+                "DEBUG log {f}: {}",
+                std::fs::read_to_string(w.path().join(format!("{f}.err")))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.contains("snapshot") || l.contains("lake"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+    assert!(lake == source, "lake current state differs from the source");
     let r = &query(&w, "SELECT count(*) AS n, count(DISTINCT _cdc_seq) AS d FROM shop.acct__changes").await[0];
     assert_eq!(r["n"], r["d"], "a _cdc_seq appears twice: {r}");
 }
