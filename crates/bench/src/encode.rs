@@ -65,6 +65,7 @@ fn insert(schema: &SchemaRef, i: usize, row: Row) -> ChangeEvent {
         gtid: Some(gtid.as_str().into()),
         server_id: 1,
         snapshot: false,
+        replayed: false,
     };
     ChangeEvent {
         op: Op::Insert,

@@ -44,6 +44,11 @@ pub struct SourceInfo {
     pub gtid: Option<String>,
     pub server_id: u32,
     pub snapshot: bool,
+    /// Read from the binlog while a snapshot was resumed or read by watermarks: such changes are
+    /// numbered above whatever a sink holds, which may already include this very change (under
+    /// an earlier seq), so a sink must apply it idempotently (an upsert, never a blind append).
+    #[serde(skip)]
+    pub replayed: bool,
 }
 
 /// One row change. `seq` is unique per change and sorts in commit order; it is assigned by the

@@ -42,6 +42,7 @@ fn event(schema: &Arc<TableSchema>, op: Op, before: Option<i64>, after: Option<i
             gtid: Some("0-1-9".into()),
             server_id: 1,
             snapshot: false,
+            replayed: false,
         }),
     }
 }

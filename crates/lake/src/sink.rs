@@ -179,9 +179,9 @@ impl Writer {
 /// Whether `run` of a current-state table's changes can only add keys it does not hold yet:
 /// reads of the snapshot that created it in this process, or inserts under a key the database
 /// enforces (the table mirrors the source as of the previous commit, and nothing in the run
-/// deletes).
+/// deletes). Not inserts replayed by a resumed snapshot: the table may hold them already.
 fn new_keys(current: &Delta, run: &[&ChangeEvent]) -> bool {
-    fresh_snapshot(current, run) || (run.iter().all(|e| e.op == Op::Insert) && !run[0].schema.configured_key)
+    fresh_snapshot(current, run) || (run.iter().all(|e| e.op == Op::Insert && !e.source.replayed) && !run[0].schema.configured_key)
 }
 
 /// Whether `current` still holds nothing but the snapshot's reads after `run`.

@@ -212,6 +212,7 @@ impl<'a> BinlogReader<'a> {
                         gtid: tx.gtid.clone(),
                         server_id: hdr.server_id(),
                         snapshot: false,
+                        replayed: cursor.carry_snapshot.is_some(),
                     });
                     let txid = tx.id(&file);
                     let ts_ms = i64::from(hdr.timestamp()) * 1000;

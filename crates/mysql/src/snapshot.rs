@@ -129,6 +129,7 @@ impl Snapshot {
             gtid: None,
             server_id: 0,
             snapshot: true,
+            replayed: false,
         });
         stream_rows(&mut self.conn, table, sql, &info, self.ts_ms, limit, cursor, out, bar).await
     }

@@ -275,6 +275,7 @@ fn read_info(cursor: &Cursor) -> SourceInfo {
         gtid: cursor.committed.gtid.clone(),
         server_id: 0,
         snapshot: true,
+        replayed: false,
     }
 }
 

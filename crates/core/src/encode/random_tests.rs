@@ -128,6 +128,7 @@ fn event(rng: &mut StdRng) -> ChangeEvent {
         gtid: rng.gen_bool(0.7).then(|| text(rng).into()),
         server_id: rng.gen(),
         snapshot: rng.gen(),
+        replayed: rng.gen(),
     };
     let ts_ms = if rng.gen_bool(0.1) { rng.gen() } else { rng.gen_range(-62_167_219_200_000..253_402_300_800_000) };
     let tx = rng.gen_bool(0.7).then(|| text(rng).into());

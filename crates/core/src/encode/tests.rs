@@ -49,6 +49,7 @@ fn event_at(op: Op, ts_ms: i64, key: Vec<usize>) -> ChangeEvent {
             gtid: Some("0-1-9".into()),
             server_id: 1,
             snapshot: false,
+            replayed: false,
         }),
     }
 }

@@ -327,6 +327,7 @@ pub fn source(snapshot: bool, gtid: Option<&str>) -> SourceInfo {
         gtid: gtid.map(Into::into),
         server_id: 4_294_967_295,
         snapshot,
+        replayed: false,
     }
 }
 

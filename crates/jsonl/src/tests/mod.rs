@@ -39,6 +39,7 @@ fn event(db: &str, table: &str, seq: u64) -> ChangeEvent {
             gtid: None,
             server_id: 1,
             snapshot: false,
+            replayed: false,
         }),
     }
 }

@@ -271,6 +271,7 @@ impl Reading<'_> {
                     gtid: self.tx.gtid.clone(),
                     server_id: hdr.server_id(),
                     snapshot: false,
+                    replayed: false,
                 });
                 let txid = self.tx.id(name);
                 let ts_ms = i64::from(hdr.timestamp()) * 1000;
