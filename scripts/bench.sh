@@ -288,6 +288,21 @@ say "keeping up: DB alone, as fast as it accepts, $KEEP_SECS s"
 "$BENCH" load --url "$ROOT_URL" --table bench.burst --rate 0 --rows-per-tx 100 --connections 4 \
   --duration "$KEEP_SECS" >"$OUT/keepup_db.json" 2>"$OUT/keepup_db.log" \
   || { rm -f "$OUT/keepup_db.json"; skip keepup_db "sluice-bench load failed: $(tail -1 "$OUT/keepup_db.log")"; }
+# What any replica costs the server on these 2 cores: the same writer while mariadb-binlog follows
+# the binlog over a replication connection and decodes every row (to /dev/null).
+say "keeping up: DB while mariadb-binlog --stop-never decodes the binlog, $KEEP_SECS s"
+read -r FOLLOW_FILE FOLLOW_POS _ < <(SQL -N -e "SHOW MASTER STATUS")
+mariadb-binlog --no-defaults --read-from-remote-server --host=127.0.0.1 --port="$PORT" --user=root --stop-never \
+  --start-position="$FOLLOW_POS" --verbose --base64-output=decode-rows "$FOLLOW_FILE" >/dev/null 2>"$OUT/keepup_db_binlog_follower.log" &
+FOLLOW_PID=$!
+BG_PIDS+=("$FOLLOW_PID")
+sleep 1
+"$BENCH" load --url "$ROOT_URL" --table bench.burst --rate 0 --rows-per-tx 100 --connections 4 \
+  --duration "$KEEP_SECS" >"$OUT/keepup_db_binlog.json" 2>"$OUT/keepup_db_binlog.log" \
+  || { rm -f "$OUT/keepup_db_binlog.json"; skip keepup_db_binlog "sluice-bench load failed: $(tail -1 "$OUT/keepup_db_binlog.log")"; }
+kill -0 "$FOLLOW_PID" 2>/dev/null || { rm -f "$OUT/keepup_db_binlog.json"; skip keepup_db_binlog "mariadb-binlog stopped: $(tail -1 "$OUT/keepup_db_binlog_follower.log")"; }
+kill -TERM "$FOLLOW_PID" 2>/dev/null || true
+wait "$FOLLOW_PID" 2>/dev/null || true
 # $1: step name, $2: sinks, $3: transactions/s (0: as fast as the server accepts). Writer as
 # above; sluice CPU sampled from /proc over writing + catching up.
 keepup() {

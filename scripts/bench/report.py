@@ -134,6 +134,12 @@ add("keepup.db_max_rows_per_s", "keep-up: max write rate of the DB alone", db_ra
     "goal", 100000.0, "≥ 100000 row changes/s", None if db_rate is None else db_rate >= 100000,
     note=None if db is None else f"{db['connections']} connections × {db['rows_per_tx']}-row INSERTs",
     skipped=why("keepup_db"))
+follow = step("keepup_db_binlog")
+follow_rate = g(follow, "achieved_rows_per_s")
+add("keepup.db_with_mariadb_binlog_rows_per_s", "keep-up: DB while mariadb-binlog follows", follow_rate, "rows/s", "higher",
+    "DB alone (above)", db_rate, None, None,
+    note="mariadb-binlog --stop-never -v decode-rows to /dev/null: what any replica costs the server here",
+    skipped=why("keepup_db_binlog"))
 for key, short, sinks, target in (("keepup_100k", "keepup.at_100k", "lake+jsonl at 100k rows/s", 100000.0),
                                   ("keepup_sluice", "keepup.max_rate", "lake+jsonl at max rate", None),
                                   ("keepup_jsonl", "keepup.max_rate_jsonl_only", "jsonl only at max rate", None)):
@@ -145,6 +151,8 @@ for key, short, sinks, target in (("keepup_100k", "keepup.at_100k", "lake+jsonl 
     else:
         add(f"{short}.rows_per_s", f"keep-up, {sinks}: rate written", ku_rate, "rows/s", "higher",
             "DB alone (above)", db_rate, None, None, skipped=why(key))
+        add(f"{short}.rows_per_s_vs_follower", f"keep-up, {sinks}: rate written", ku_rate, "rows/s", "higher",
+            "DB while mariadb-binlog follows", follow_rate, None, None, skipped=why(key))
     lag_max, lag_p99 = g(ku, "event", "max_ms"), g(ku, "event", "p99_ms")
     missing = g(ku, "event", "missing") or 0
     if ku is None:
