@@ -309,8 +309,16 @@ impl Delta {
         }
         self.commits_since_upkeep = 0;
         let uri = self.table.table_url().clone();
-        let (t, metrics) =
-            self.table.clone().optimize().with_type(OptimizeType::Compact).await.map_err(|e| lake_err(&format!("compact {uri}"), e))?;
+        // Snappy like every other write (delta-rs would use zstd level 4 here, several times
+        // slower to compress): the stream waits for this commit.
+        let (t, metrics) = self
+            .table
+            .clone()
+            .optimize()
+            .with_type(OptimizeType::Compact)
+            .with_writer_properties(Self::writer_properties())
+            .await
+            .map_err(|e| lake_err(&format!("compact {uri}"), e))?;
         debug!(files_added = metrics.num_files_added, files_removed = metrics.num_files_removed, "compacted");
         let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::hours(1));
         let (t, v) = t
