@@ -151,9 +151,8 @@ for i in $(seq 1 "$REPEAT_BIG"); do
 done
 if [[ ${#decode_runs[@]} -gt 0 ]]; then J best "$OUT/decode_sluice.json" "${decode_runs[@]}"
 else skip decode_sluice "sluice-bench decode failed: $(tail -1 "$OUT/decode_sluice.log")"; fi
-decode_runs=("${binlog_runs[@]}")
-if [[ ${#decode_runs[@]} -gt 0 ]]; then
-  J best "$OUT/decode_mariadb_binlog.json" "${decode_runs[@]}"
+if [[ ${#binlog_runs[@]} -gt 0 ]]; then
+  J best "$OUT/decode_mariadb_binlog.json" "${binlog_runs[@]}"
   # Untimed: check that it decoded the same row events (one "### INSERT INTO" per row).
   J set "$OUT/decode_mariadb_binlog.json" rows "$(mariadb-binlog --no-defaults --read-from-remote-server --host=127.0.0.1 \
     --port="$PORT" --user=root --verbose --base64-output=decode-rows "$BINLOG_FILE" 2>/dev/null | grep -c '^### INSERT INTO' || true)"

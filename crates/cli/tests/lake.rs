@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::lake::{assert_changelog_exact, lake_config, lake_table, query};
+use common::lake::{assert_changelog_exact, explain_mismatch, lake_config, lake_table, query};
 use common::moto::{python_bin, Moto};
 use common::workload::{seed_table, source_table, workload, Table};
 use common::{parse_lines, Workdir};
@@ -323,27 +323,7 @@ async fn kill_9_during_the_snapshot_loses_nothing_in_the_lake() {
     assert!(renumbered > 0, "no run resumed a snapshot behind the lake: the test did not exercise its case");
     let (lake, source) = (lake_table(&w).await, source_table(&db).await);
     if lake != source {
-        let only_lake: Vec<_> = lake.iter().filter(|(k, _)| !source.contains_key(k)).take(5).collect();
-        let only_src: Vec<_> = source.iter().filter(|(k, _)| !lake.contains_key(k)).take(5).collect();
-        let differ: Vec<_> =
-            lake.iter().filter(|(k, v)| source.get(k).is_some_and(|s| s != *v)).take(5).map(|(k, v)| (k, v, &source[k])).collect();
-        let dups = query(&w, "SELECT id, count(*) AS n FROM shop.acct GROUP BY id HAVING count(*) > 1 LIMIT 5").await;
-        eprintln!("DEBUG only_lake={only_lake:?}\nonly_src={only_src:?}\ndiffer={differ:?}\ndups={dups:?}");
-        for (k, _) in only_lake.iter().chain(only_src.iter()).take(3) {
-            let hist = query(&w, &format!("SELECT id, v, note, _cdc_op, _cdc_seq, _cdc_before_key FROM shop.acct__changes WHERE id = {k} OR _cdc_before_key LIKE '%{k}%' ORDER BY _cdc_seq")).await;
-            eprintln!("DEBUG history of {k}: {hist:?}");
-        }
-        for f in ["run0", "run1", "run2", "run3", "final"] {
-            eprintln!(
-                "DEBUG log {f}: {}",
-                std::fs::read_to_string(w.path().join(format!("{f}.err")))
-                    .unwrap_or_default()
-                    .lines()
-                    .filter(|l| l.contains("snapshot") || l.contains("lake"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
-        }
+        explain_mismatch(&w, &lake, &source, &["run0", "run1", "run2", "run3", "final"]).await;
     }
     assert!(lake == source, "lake current state differs from the source");
     let r = &query(&w, "SELECT count(*) AS n, count(DISTINCT _cdc_seq) AS d FROM shop.acct__changes").await[0];

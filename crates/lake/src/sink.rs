@@ -145,18 +145,18 @@ impl Writer {
             Some(c) => events.iter().copied().filter(|e| e.seq as i64 > c.seq).collect(),
             None => Vec::new(),
         };
+        let change_runs = runs(&fresh_changes);
         // Both tables get the very same rows (a snapshot, new inserts): convert them once.
-        let shared = match current.as_ref() {
-            Some(c) if fresh_changes.len() == fresh_state.len() => match runs(&fresh_changes).as_slice() {
-                [run] if new_keys(c, run) => SharedColumns::build([changes, c], &run[0].schema, run)?,
-                _ => None,
-            },
+        let shared = match (current.as_ref(), change_runs.as_slice()) {
+            (Some(c), [run]) if fresh_changes.len() == fresh_state.len() && new_keys(c, run) => {
+                SharedColumns::build([changes, c], &run[0].schema, run)?
+            }
             _ => None,
         };
         // The changelog and the current state are separate Delta tables: written at once, their
         // encoding and I/O overlap.
         let changelog = async {
-            for run in runs(&fresh_changes) {
+            for run in change_runs {
                 changes.append_changes(&run[0].schema, run, shared.as_ref()).await?;
             }
             changes.upkeep(every, retention).await
@@ -310,5 +310,46 @@ impl Sink for LakeSink {
             Some(commit) => commit.await,
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::event::SourceInfo;
+    use sluice_core::{Column, SqlType, TableSchema, Value};
+
+    fn event(schema: &Arc<TableSchema>, op: Op, id: i64, replayed: bool) -> ChangeEvent {
+        ChangeEvent {
+            op,
+            schema: Arc::clone(schema),
+            before: None,
+            after: Some(vec![Value::Int(id)]),
+            ts_ms: 0,
+            tx: None,
+            seq: id as u64,
+            source: Arc::new(SourceInfo { replayed, ..SourceInfo::default() }),
+        }
+    }
+
+    /// Which runs the current state appends without a MERGE: never replayed inserts, which a
+    /// resumed snapshot renumbers and the table may already hold.
+    #[tokio::test]
+    async fn only_changes_that_cannot_be_in_the_table_are_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LakeConfig { path: dir.path().to_str().unwrap().to_string(), ..LakeConfig::default() };
+        let storage = Storage::create(&cfg).unwrap();
+        let id = TableId::new("shop", "t");
+        let current = Delta::open(&storage, &id, false).await.unwrap();
+        let column = Column { name: "id".into(), ty: SqlType::Int { bits: 64, unsigned: false }, nullable: false };
+        let schema = |configured_key| Arc::new(TableSchema { id: id.clone(), columns: vec![column.clone()], key: vec![0], configured_key });
+        let (pk, configured) = (schema(false), schema(true));
+        let run = |events: &[ChangeEvent]| -> bool { new_keys(&current, &events.iter().collect::<Vec<_>>()) };
+
+        assert!(run(&[event(&pk, Op::Read, 1, false), event(&pk, Op::Read, 2, false)]), "a new table's snapshot reads");
+        assert!(run(&[event(&pk, Op::Insert, 1, false)]), "inserts under a primary key");
+        assert!(!run(&[event(&pk, Op::Insert, 1, false), event(&pk, Op::Insert, 2, true)]), "inserts replayed by a resumed snapshot");
+        assert!(!run(&[event(&configured, Op::Insert, 1, false)]), "inserts under a configured key nothing enforces");
+        assert!(!run(&[event(&pk, Op::Insert, 1, false), event(&pk, Op::Update, 1, false)]), "a run that updates");
     }
 }

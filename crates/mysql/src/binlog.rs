@@ -125,120 +125,125 @@ impl<'a> BinlogReader<'a> {
                 tx.start = end_pos.saturating_sub(u64::from(hdr.event_size()));
                 continue;
             }
-            let Ok(ty) = hdr.event_type() else { continue };
-            match ty {
-                EventType::ROTATE_EVENT => {
-                    if let Ok(Some(mysql_async::binlog::events::EventData::RotateEvent(r))) = ev.read_data() {
-                        // The fake rotate sent at connect (log_pos 0) names the file we asked for,
-                        // with stray checksum bytes on MariaDB: only real rotates move us.
-                        if hdr.log_pos() != 0 {
-                            file = r.name().into_owned();
-                            cursor.committed.binlog = BinlogPos { file: file.clone(), pos: r.position() };
-                            debug!(file = %file, "binlog rotated");
+            // Types mysql_common does not know (MariaDB's GTID list, binlog checkpoint and
+            // annotate events) carry nothing for sluice, but where they end is still a position:
+            // skipping the bookkeeping below left `--once` at a fresh binlog file waiting for a
+            // heartbeat (1 s) to reach the end it targets.
+            if let Ok(ty) = hdr.event_type() {
+                match ty {
+                    EventType::ROTATE_EVENT => {
+                        if let Ok(Some(mysql_async::binlog::events::EventData::RotateEvent(r))) = ev.read_data() {
+                            // The fake rotate sent at connect (log_pos 0) names the file we asked for,
+                            // with stray checksum bytes on MariaDB: only real rotates move us.
+                            if hdr.log_pos() != 0 {
+                                file = r.name().into_owned();
+                                cursor.committed.binlog = BinlogPos { file: file.clone(), pos: r.position() };
+                                debug!(file = %file, "binlog rotated");
+                            }
                         }
                     }
-                }
-                EventType::GTID_EVENT | EventType::GTID_TAGGED_LOG_EVENT => {
-                    if let Ok(Some(mysql_async::binlog::events::EventData::GtidEvent(g))) = ev.read_data() {
-                        tx = Tx::new(false, end_pos.saturating_sub(u64::from(hdr.event_size())), Some(mysql_gtid(&g)));
+                    EventType::GTID_EVENT | EventType::GTID_TAGGED_LOG_EVENT => {
+                        if let Ok(Some(mysql_async::binlog::events::EventData::GtidEvent(g))) = ev.read_data() {
+                            tx = Tx::new(false, end_pos.saturating_sub(u64::from(hdr.event_size())), Some(mysql_gtid(&g)));
+                        }
                     }
-                }
-                EventType::QUERY_EVENT => {
-                    let Ok(Some(mysql_async::binlog::events::EventData::QueryEvent(q))) = ev.read_data() else { continue };
-                    let sql = q.query();
-                    match Statement::of(&sql) {
-                        Statement::Savepoint => {}
-                        Statement::Begin => {
-                            tx.open = true;
-                            if tx.gtid.is_none() {
-                                tx.start = end_pos.saturating_sub(u64::from(hdr.event_size()));
-                            }
-                        }
-                        Statement::End { rollback } => {
-                            if rollback {
-                                warn!("a transaction touching non-transactional tables was rolled back; its logged changes are kept, as the server kept them");
-                            }
-                            self.commit(&file, end_pos, &mut tx, (&mut pending, &mut rows), cursor, out).await?;
-                        }
-                        Statement::Other => {
-                            // DDL commits implicitly and is its own transaction.
-                            self.on_statement(&sql, &q.schema());
-                            // Before the checkpoint past it: a crash cannot commit the position
-                            // without the DDL having reached the sinks. Not again after a
-                            // reconnect if changes after it were sent.
-                            let captures = |t: &TableId| self.shared.source.captures(&t.db, &t.table);
-                            let ts_ms = i64::from(hdr.timestamp()) * 1000;
-                            let ddls = crate::ddl::captured(&sql, &q.schema(), captures, ts_ms, cursor.seq);
-                            if !ddls.is_empty() && cursor.seq >= cursor.sent_below {
-                                if !pending.is_empty() && !send(out, SourceMsg::Events(std::mem::take(&mut pending))).await {
-                                    return Ok(StreamEnd::Closed);
-                                }
-                                for d in ddls {
-                                    if !send(out, SourceMsg::TableDdl(d)).await {
-                                        return Ok(StreamEnd::Closed);
-                                    }
+                    EventType::QUERY_EVENT => {
+                        let Ok(Some(mysql_async::binlog::events::EventData::QueryEvent(q))) = ev.read_data() else { continue };
+                        let sql = q.query();
+                        match Statement::of(&sql) {
+                            Statement::Savepoint => {}
+                            Statement::Begin => {
+                                tx.open = true;
+                                if tx.gtid.is_none() {
+                                    tx.start = end_pos.saturating_sub(u64::from(hdr.event_size()));
                                 }
                             }
-                            if !tx.open {
+                            Statement::End { rollback } => {
+                                if rollback {
+                                    warn!("a transaction touching non-transactional tables was rolled back; its logged changes are kept, as the server kept them");
+                                }
                                 self.commit(&file, end_pos, &mut tx, (&mut pending, &mut rows), cursor, out).await?;
                             }
+                            Statement::Other => {
+                                // DDL commits implicitly and is its own transaction.
+                                self.on_statement(&sql, &q.schema());
+                                // Before the checkpoint past it: a crash cannot commit the position
+                                // without the DDL having reached the sinks. Not again after a
+                                // reconnect if changes after it were sent.
+                                let captures = |t: &TableId| self.shared.source.captures(&t.db, &t.table);
+                                let ts_ms = i64::from(hdr.timestamp()) * 1000;
+                                let ddls = crate::ddl::captured(&sql, &q.schema(), captures, ts_ms, cursor.seq);
+                                if !ddls.is_empty() && cursor.seq >= cursor.sent_below {
+                                    if !pending.is_empty() && !send(out, SourceMsg::Events(std::mem::take(&mut pending))).await {
+                                        return Ok(StreamEnd::Closed);
+                                    }
+                                    for d in ddls {
+                                        if !send(out, SourceMsg::TableDdl(d)).await {
+                                            return Ok(StreamEnd::Closed);
+                                        }
+                                    }
+                                }
+                                if !tx.open {
+                                    self.commit(&file, end_pos, &mut tx, (&mut pending, &mut rows), cursor, out).await?;
+                                }
+                            }
                         }
                     }
-                }
-                EventType::XID_EVENT => self.commit(&file, end_pos, &mut tx, (&mut pending, &mut rows), cursor, out).await?,
-                EventType::TABLE_MAP_EVENT => {
-                    if let Ok(Some(mysql_async::binlog::events::EventData::TableMapEvent(t))) = ev.read_data() {
-                        if !self.layouts.contains_key(&t.table_id()) {
-                            let layout = self.layout_for(&t).await?;
-                            self.layouts.insert(t.table_id(), layout);
+                    EventType::XID_EVENT => self.commit(&file, end_pos, &mut tx, (&mut pending, &mut rows), cursor, out).await?,
+                    EventType::TABLE_MAP_EVENT => {
+                        if let Ok(Some(mysql_async::binlog::events::EventData::TableMapEvent(t))) = ev.read_data() {
+                            if !self.layouts.contains_key(&t.table_id()) {
+                                let layout = self.layout_for(&t).await?;
+                                self.layouts.insert(t.table_id(), layout);
+                            }
                         }
                     }
-                }
-                EventType::WRITE_ROWS_EVENT_V1
-                | EventType::UPDATE_ROWS_EVENT_V1
-                | EventType::DELETE_ROWS_EVENT_V1
-                | EventType::WRITE_ROWS_EVENT
-                | EventType::UPDATE_ROWS_EVENT
-                | EventType::DELETE_ROWS_EVENT
-                | EventType::PARTIAL_UPDATE_ROWS_EVENT => {
-                    let Ok(Some(mysql_async::binlog::events::EventData::RowsEvent(re))) = ev.read_data() else {
-                        return Err(SluiceError::permanent(format!("undecodable rows event at {file}:{end_pos}")));
-                    };
-                    let Some(Some(layout)) = self.layouts.get(&re.table_id()).cloned() else { continue };
-                    let info = Arc::new(SourceInfo {
-                        connector: crate::CONNECTOR,
-                        file: file.clone(),
-                        pos: end_pos.saturating_sub(u64::from(hdr.event_size())),
-                        gtid: tx.gtid.clone(),
-                        server_id: hdr.server_id(),
-                        snapshot: false,
-                        replayed: cursor.carry_snapshot.is_some(),
-                    });
-                    let txid = tx.id(&file);
-                    let ts_ms = i64::from(hdr.timestamp()) * 1000;
-                    if let Some(w) = self.window.as_mut().filter(|w| w.table == layout.schema.id) {
-                        // The watermark window looks at this table's changes as they come.
-                        rows.settle(true, cursor, &mut pending).await?;
-                        let from = pending.len();
-                        decode_rows(&re, &layout, cursor, &info, &txid, ts_ms, &mut pending)?;
-                        w.observe(&pending[from..]);
-                    } else {
-                        drop(re);
-                        rows.push(RowsJob { event: ev, layout, info, tx: txid, ts_ms });
-                        rows.settle(false, cursor, &mut pending).await?;
+                    EventType::WRITE_ROWS_EVENT_V1
+                    | EventType::UPDATE_ROWS_EVENT_V1
+                    | EventType::DELETE_ROWS_EVENT_V1
+                    | EventType::WRITE_ROWS_EVENT
+                    | EventType::UPDATE_ROWS_EVENT
+                    | EventType::DELETE_ROWS_EVENT
+                    | EventType::PARTIAL_UPDATE_ROWS_EVENT => {
+                        let Ok(Some(mysql_async::binlog::events::EventData::RowsEvent(re))) = ev.read_data() else {
+                            return Err(SluiceError::permanent(format!("undecodable rows event at {file}:{end_pos}")));
+                        };
+                        let Some(Some(layout)) = self.layouts.get(&re.table_id()).cloned() else { continue };
+                        let info = Arc::new(SourceInfo {
+                            connector: crate::CONNECTOR,
+                            file: file.clone(),
+                            pos: end_pos.saturating_sub(u64::from(hdr.event_size())),
+                            gtid: tx.gtid.clone(),
+                            server_id: hdr.server_id(),
+                            snapshot: false,
+                            replayed: cursor.carry_snapshot.is_some(),
+                        });
+                        let txid = tx.id(&file);
+                        let ts_ms = i64::from(hdr.timestamp()) * 1000;
+                        if let Some(w) = self.window.as_mut().filter(|w| w.table == layout.schema.id) {
+                            // The watermark window looks at this table's changes as they come.
+                            rows.settle(true, cursor, &mut pending).await?;
+                            let from = pending.len();
+                            decode_rows(&re, &layout, cursor, &info, &txid, ts_ms, &mut pending)?;
+                            w.observe(&pending[from..]);
+                        } else {
+                            drop(re);
+                            rows.push(RowsJob { event: ev, layout, info, tx: txid, ts_ms });
+                            rows.settle(false, cursor, &mut pending).await?;
+                        }
+                        if pending.len() >= BATCH && !send(out, SourceMsg::Events(std::mem::take(&mut pending))).await {
+                            return Ok(StreamEnd::Closed);
+                        }
                     }
-                    if pending.len() >= BATCH && !send(out, SourceMsg::Events(std::mem::take(&mut pending))).await {
-                        return Ok(StreamEnd::Closed);
+                    EventType::HEARTBEAT_EVENT if !tx.open => {
+                        // Idle: let the pipeline commit and measure, and notice we caught up.
+                        let cp = checkpoint(cursor);
+                        if !send(out, SourceMsg::Checkpoint(cp)).await || !send(out, SourceMsg::Idle).await {
+                            return Ok(StreamEnd::Closed);
+                        }
                     }
+                    _ => {}
                 }
-                EventType::HEARTBEAT_EVENT if !tx.open => {
-                    // Idle: let the pipeline commit and measure, and notice we caught up.
-                    let cp = checkpoint(cursor);
-                    if !send(out, SourceMsg::Checkpoint(cp)).await || !send(out, SourceMsg::Idle).await {
-                        return Ok(StreamEnd::Closed);
-                    }
-                }
-                _ => {}
             }
             // Between transactions every event end is a safe resume point; moving there lets
             // `--once` see that it reached the end even when the last events are not commits.

@@ -32,6 +32,29 @@ pub async fn lake_table(w: &Workdir) -> Table {
         .collect()
 }
 
+/// Prints what differs between the lake's `shop.acct` and the source's (a few keys each way,
+/// keys the lake holds twice, their changelog history, the snapshot and lake lines of the runs'
+/// logs), so a failing recovery test shows its cause.
+pub async fn explain_mismatch(w: &Workdir, lake: &Table, source: &Table, runs: &[&str]) {
+    let only_lake: Vec<_> = lake.iter().filter(|(k, _)| !source.contains_key(k)).take(5).collect();
+    let only_source: Vec<_> = source.iter().filter(|(k, _)| !lake.contains_key(k)).take(5).collect();
+    let differ: Vec<_> = lake.iter().filter_map(|(k, v)| source.get(k).filter(|s| *s != v).map(|s| (k, v, s))).take(5).collect();
+    let twice = query(w, "SELECT id, count(*) AS n FROM shop.acct GROUP BY id HAVING count(*) > 1 LIMIT 5").await;
+    eprintln!("lake only: {only_lake:?}\nsource only: {only_source:?}\ndiffering: {differ:?}\nin the lake twice: {twice:?}");
+    for (k, _) in only_lake.iter().chain(&only_source).take(3) {
+        let sql = format!(
+            "SELECT id, v, note, _cdc_op, _cdc_seq, _cdc_before_key FROM shop.acct__changes \
+             WHERE id = {k} OR _cdc_before_key LIKE '%{k}%' ORDER BY _cdc_seq"
+        );
+        eprintln!("changelog of {k}: {:?}", query(w, &sql).await);
+    }
+    for run in runs {
+        let log = std::fs::read_to_string(w.path().join(format!("{run}.err"))).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("snapshot") || l.contains("lake")).collect();
+        eprintln!("log of {run}:\n{}", lines.join("\n"));
+    }
+}
+
 /// Every seq of the changelog appears once and they are exactly 0..n; returns n.
 pub async fn assert_changelog_exact(w: &Workdir) -> u64 {
     let r =
