@@ -4,6 +4,7 @@ mod cmd;
 mod config;
 mod http;
 mod logging;
+mod memory;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -149,7 +150,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { config, once } => cmd::run::run(&config, once).await,
+            Command::Run { config, once } => {
+                // Memory bound against a little CPU (docs/operations.md); 0 turns it off.
+                let ms: u64 = std::env::var("SLUICE_MALLOC_TRIM_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(250);
+                if ms > 0 {
+                    memory::trim_periodically(std::time::Duration::from_millis(ms));
+                }
+                cmd::run::run(&config, once).await
+            }
             Command::Check { config } => cmd::check::run(&config).await,
             Command::Tail { config, source, from, limit, no_follow, table, format } => {
                 cmd::tail::run(&config, cmd::tail::TailArgs { source, from, limit, follow: !no_follow, table, format }).await

@@ -17,7 +17,7 @@ use deltalake::{DeltaTable, DeltaTableError};
 use sluice_core::value::identity_of;
 use sluice_core::{ChangeEvent, Op, SluiceError, TableId, TableSchema};
 use std::collections::HashMap;
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::convert::{merge_fields, to_batch, user_columns, with_columns, Kind, LakeRow, DATE, DELETED};
 use crate::storage::Storage;
@@ -319,7 +319,7 @@ impl Delta {
             .with_writer_properties(Self::writer_properties())
             .await
             .map_err(|e| lake_err(&format!("compact {uri}"), e))?;
-        debug!(files_added = metrics.num_files_added, files_removed = metrics.num_files_removed, "compacted");
+        let compacted = (metrics.num_files_added, metrics.num_files_removed);
         let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::hours(1));
         let (t, v) = t
             .vacuum()
@@ -327,7 +327,7 @@ impl Delta {
             .with_enforce_retention_duration(false)
             .await
             .map_err(|e| lake_err(&format!("vacuum {uri}"), e))?;
-        debug!(files_deleted = v.files_deleted.len(), "vacuumed");
+        info!(table = %uri, files_added = compacted.0, files_removed = compacted.1, files_deleted = v.files_deleted.len(), "compacted and vacuumed");
         self.table = t;
         Ok(())
     }
