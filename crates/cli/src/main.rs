@@ -151,10 +151,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run { config, once } => {
-                // Memory bound against a little CPU (docs/operations.md); 0 turns it off.
-                let ms: u64 = std::env::var("SLUICE_MALLOC_TRIM_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(250);
-                if ms > 0 {
-                    memory::trim_periodically(std::time::Duration::from_millis(ms));
+                // Memory bound against a little CPU (docs/operations.md "Memory").
+                let var = std::env::var(memory::PERIOD_VAR).ok();
+                if let Some(every) = memory::period(var.as_deref()).map_err(anyhow::Error::msg)? {
+                    memory::trim_periodically(every);
                 }
                 cmd::run::run(&config, once).await
             }

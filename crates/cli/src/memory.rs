@@ -8,6 +8,20 @@
 //! (`MADV_DONTNEED`); run a few times a second it costs a few milliseconds each time.
 use std::time::Duration;
 
+/// The variable that sets the trimming period in milliseconds (`0`: never).
+pub const PERIOD_VAR: &str = "SLUICE_MALLOC_TRIM_MS";
+const DEFAULT_PERIOD: Duration = Duration::from_millis(250);
+
+/// The trimming period `value` of [`PERIOD_VAR`] asks for: `None` for `0`, the default when unset.
+pub fn period(value: Option<&str>) -> Result<Option<Duration>, String> {
+    let Some(v) = value else { return Ok(Some(DEFAULT_PERIOD)) };
+    match v.trim().parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(ms) => Ok(Some(Duration::from_millis(ms))),
+        Err(_) => Err(format!("{PERIOD_VAR}={v:?} is not a number of milliseconds; set it to e.g. 250, or 0 to never trim")),
+    }
+}
+
 /// Trims the allocator's free memory every `every`, on a thread of its own, for the life of
 /// the process. Does nothing where the allocator is not glibc's.
 #[allow(unsafe_code)]
@@ -27,4 +41,18 @@ pub fn trim_periodically(every: Duration) {
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     let _ = every;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_period_defaults_turns_off_at_zero_and_refuses_what_is_not_a_number() {
+        assert_eq!(period(None), Ok(Some(Duration::from_millis(250))));
+        assert_eq!(period(Some("0")), Ok(None));
+        assert_eq!(period(Some(" 100 ")), Ok(Some(Duration::from_millis(100))));
+        let bad = period(Some("fast")).unwrap_err();
+        assert!(bad.contains("SLUICE_MALLOC_TRIM_MS") && bad.contains("0 to never trim"), "{bad}");
+    }
 }

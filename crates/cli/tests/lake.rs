@@ -256,8 +256,8 @@ async fn assert_changelog_exact_for(w: &Workdir, table: &str, n: u64) {
 
 /// A long-running table stays cheap to open: Delta checkpoints (every 100 commits) bound the log
 /// a reader replays, and compaction bounds the live files, however many commits it has taken.
-/// Updates among the inserts: MERGEs and compactions of the same table never conflict (no
-/// retried commit) and the state is exact.
+/// With updates among the inserts, MERGEs and compactions of one table take turns: no commit
+/// is retried and the state is exact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_commits_stay_cheap_to_open() {
     let db = MariaDb::start();
@@ -287,7 +287,7 @@ async fn many_commits_stay_cheap_to_open() {
     let out = run.wait().await;
     assert_eq!(out.code, Some(0), "{out}");
     assert!(out.stderr.contains("compacted and vacuumed"), "no compaction ran:\n{out}");
-    assert!(!out.stderr.contains("retrying") && !out.stderr.contains("compaction failed"), "a commit conflicted with a compaction:\n{out}");
+    assert!(!out.stderr.contains("retrying"), "a commit was retried:\n{out}");
     // Changes written after the stop signal come with the next run.
     w.run_once().await;
     assert!(log.join("_last_checkpoint").exists(), "no checkpoint after {} commits", commits());
