@@ -147,6 +147,7 @@ impl Delta {
         let grow = fields.len() > self.fields.len() && !self.fields.is_empty();
         let mut write = table
             .write(vec![batch])
+            .with_session_state(single_stream_session()?)
             .with_save_mode(SaveMode::Append)
             .with_partition_columns(vec![DATE.to_string()])
             .with_writer_properties(Self::writer_properties())
@@ -331,6 +332,17 @@ impl Delta {
         self.table = t;
         Ok(())
     }
+}
+
+/// A delta-rs session that plans one stream: with more, delta-rs hash-repartitions a changelog
+/// batch by `_cdc_date` (a copy of every column) before it splits it by date again (another),
+/// and the batch of a commit nearly always holds one date. 5% of a full load's CPU
+/// (docs/benchmarks.md).
+fn single_stream_session() -> Result<std::sync::Arc<dyn deltalake::datafusion::catalog::Session>, SluiceError> {
+    let overrides = HashMap::from([("datafusion.execution.target_partitions".to_string(), "1".to_string())]);
+    let ctx = deltalake::delta_datafusion::DeltaSessionContext::new_with_session_overrides(&overrides)
+        .map_err(|e| lake_err("set up the changelog write", e))?;
+    Ok(std::sync::Arc::new(ctx.into_inner().state()))
 }
 
 fn system_columns() -> impl Iterator<Item = String> {
