@@ -336,8 +336,10 @@ impl Delta {
 
 /// A delta-rs session that plans one stream: with more, delta-rs hash-repartitions a changelog
 /// batch by `_cdc_date` (a copy of every column) before it splits it by date again (another),
-/// and the batch of a commit nearly always holds one date. 5% of a full load's CPU
-/// (docs/benchmarks.md).
+/// and the batch of a commit nearly always holds one date (one that does not is still split by
+/// date in delta-rs's writer). 5% of a full load's CPU (docs/benchmarks.md). A new session per
+/// write, as delta-rs makes by default: each write registers its own per-operation object store
+/// in the session, which a session kept for the process would collect without end.
 fn single_stream_session() -> Result<std::sync::Arc<dyn deltalake::datafusion::catalog::Session>, SluiceError> {
     let overrides = HashMap::from([("datafusion.execution.target_partitions".to_string(), "1".to_string())]);
     let ctx = deltalake::delta_datafusion::DeltaSessionContext::new_with_session_overrides(&overrides)
