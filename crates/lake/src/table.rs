@@ -336,12 +336,18 @@ impl Delta {
             return Ok(Some(batch));
         };
         let partition = one_date(&batch).and_then(|d| ScalarExt::from_array(d, 0)).map(|d| IndexMap::from([(DATE.to_string(), d)]));
-        let written = match partition {
-            Some(partition) => writer.write_partition(batch, &partition, WriteMode::Default).await.map(drop),
-            None => writer.write(batch).await,
-        };
-        written.map_err(|e| lake_err(what, e))?;
-        writer.flush_and_commit(&mut self.table).await.map_err(|e| lake_err(what, e))?;
+        // Encoded on a task of its own: the changelog's and the current state's appends of one
+        // commit then run on both cores (the write operation had that from DataFusion's tasks).
+        let mut table = self.table.clone();
+        let append = tokio::spawn(async move {
+            match partition {
+                Some(partition) => writer.write_partition(batch, &partition, WriteMode::Default).await.map(drop)?,
+                None => writer.write(batch).await?,
+            }
+            writer.flush_and_commit(&mut table).await.map(|_| table)
+        });
+        let appended = append.await.map_err(|e| SluiceError::permanent(format!("lake: {what}: {e}")))?;
+        self.table = appended.map_err(|e| lake_err(what, e))?;
         Ok(None)
     }
 
