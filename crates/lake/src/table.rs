@@ -16,9 +16,9 @@ use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::writer::{DeltaWriter as _, RecordBatchWriter, WriteMode};
 use deltalake::{DeltaTable, DeltaTableError};
+use indexmap::IndexMap;
 use sluice_core::value::identity_of;
 use sluice_core::{ChangeEvent, Op, SluiceError, TableId, TableSchema};
-use indexmap::IndexMap;
 use std::collections::HashMap;
 use tracing::info;
 
@@ -148,25 +148,22 @@ impl Delta {
         let batch = batch_of(&fields, schema, Kind::Changes, &rows, shared).map_err(SluiceError::permanent)?;
         let what = format!("append to {}__changes", schema.id);
         let grow = fields.len() > self.fields.len() && !self.fields.is_empty();
-        let batch = match grow {
-            false => match self.append_as_is(batch, last.seq, &what).await? {
-                None => return Ok(self.after_commit(fields, last.seq)),
-                Some(batch) => batch,
-            },
-            true => batch,
-        };
-        let table = self.table.clone();
-        let mut write = table
-            .write(vec![batch])
-            .with_session_state(single_stream_session()?)
-            .with_save_mode(SaveMode::Append)
-            .with_partition_columns(vec![DATE.to_string()])
-            .with_writer_properties(Self::writer_properties())
-            .with_commit_properties(Self::commit_properties(last.seq));
-        if grow {
-            write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
+        let left = if grow { Some(batch) } else { self.append_as_is(batch, last.seq, &what).await? };
+        if let Some(batch) = left {
+            let mut write = self
+                .table
+                .clone()
+                .write(vec![batch])
+                .with_session_state(single_stream_session()?)
+                .with_save_mode(SaveMode::Append)
+                .with_partition_columns(vec![DATE.to_string()])
+                .with_writer_properties(Self::writer_properties())
+                .with_commit_properties(Self::commit_properties(last.seq));
+            if grow {
+                write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
+            }
+            self.table = write.await.map_err(|e| lake_err(&what, e))?;
         }
-        self.table = write.await.map_err(|e| lake_err(&what, e))?;
         self.after_commit(fields, last.seq);
         Ok(())
     }
@@ -193,22 +190,18 @@ impl Delta {
             let batch = batch_of(&fields, schema, Kind::Current, &live, shared).map_err(SluiceError::permanent)?;
             let what = format!("append to {}", schema.id);
             let grow = fields.len() > self.fields.len();
-            let batch = match creating || grow {
-                false => match self.append_as_is(batch, last.seq, &what).await? {
-                    None => return Ok(self.after_commit(fields, last.seq)),
-                    Some(batch) => batch,
-                },
-                true => batch,
-            };
-            let mut write = table
-                .write(vec![batch])
-                .with_save_mode(SaveMode::Append)
-                .with_writer_properties(Self::writer_properties())
-                .with_commit_properties(Self::commit_properties(last.seq));
-            if !creating && grow {
-                write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
+            let left = if creating || grow { Some(batch) } else { self.append_as_is(batch, last.seq, &what).await? };
+            if let Some(batch) = left {
+                let mut write = table
+                    .write(vec![batch])
+                    .with_save_mode(SaveMode::Append)
+                    .with_writer_properties(Self::writer_properties())
+                    .with_commit_properties(Self::commit_properties(last.seq));
+                if !creating && grow {
+                    write = write.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
+                }
+                self.table = write.await.map_err(|e| lake_err(&what, e))?;
             }
-            self.table = write.await.map_err(|e| lake_err(&what, e))?;
         } else {
             let batch = to_batch(&fields, schema, Kind::MergeSource, &rows).map_err(SluiceError::permanent)?;
             let ctx = SessionContext::new();
@@ -602,6 +595,14 @@ mod append_tests {
         }
     }
 
+    /// A lake in a temporary directory (removed when the first value drops).
+    fn temp_lake() -> (tempfile::TempDir, Storage) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LakeConfig { path: dir.path().to_str().unwrap().to_string(), ..LakeConfig::default() };
+        let storage = Storage::create(&cfg).unwrap();
+        (dir, storage)
+    }
+
     async fn ints(lake: &Lake, sql: &str) -> Vec<i64> {
         let batches = lake.sql(sql).await.unwrap();
         batches.iter().flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()).collect()
@@ -611,9 +612,7 @@ mod append_tests {
     /// the commits before and after it (one date each) under theirs; the last seq is kept.
     #[tokio::test]
     async fn a_changelog_commit_over_midnight_puts_each_row_under_its_date() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = LakeConfig { path: dir.path().to_str().unwrap().to_string(), ..LakeConfig::default() };
-        let storage = Storage::create(&cfg).unwrap();
+        let (dir, storage) = temp_lake();
         let schema = schema();
         let mut changes = Delta::open(&storage, &schema.id, true).await.unwrap();
         let midnight = 1_796_256_000_000; // 2026-12-03T00:00:00Z
@@ -652,9 +651,7 @@ mod append_tests {
     /// write operation, which refuses the row that breaks it and commits nothing.
     #[tokio::test]
     async fn a_table_with_a_check_constraint_keeps_the_write_operation() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = LakeConfig { path: dir.path().to_str().unwrap().to_string(), ..LakeConfig::default() };
-        let storage = Storage::create(&cfg).unwrap();
+        let (dir, storage) = temp_lake();
         let schema = schema();
         let mut current = Delta::open(&storage, &schema.id, false).await.unwrap();
         current.merge_current(&schema, &[&insert(&schema, 10, 0)], true, None).await.unwrap();
