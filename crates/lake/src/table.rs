@@ -20,7 +20,7 @@ use indexmap::IndexMap;
 use sluice_core::value::identity_of;
 use sluice_core::{ChangeEvent, Op, SluiceError, TableId, TableSchema};
 use std::collections::HashMap;
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::convert::{merge_fields, to_batch, user_columns, with_columns, Kind, LakeRow, DATE, DELETED};
 use crate::storage::Storage;
@@ -326,6 +326,7 @@ impl Delta {
         let same_names = table_schema.fields().len() == batch.num_columns()
             && table_schema.fields().iter().zip(batch.schema().fields()).all(|(t, b)| t.name() == b.name());
         let Some(batch) = same_names.then(|| RecordBatch::try_new(table_schema, batch.columns().to_vec()).ok()).flatten() else {
+            debug!(table = %self.table.table_url(), "append by the write operation: the batch's columns are not the table's");
             return Ok(Some(batch));
         };
         let partition = one_date(&batch).and_then(|d| ScalarExt::from_array(d, 0)).map(|d| IndexMap::from([(DATE.to_string(), d)]));
@@ -644,6 +645,53 @@ mod append_tests {
         for version in 1..=2 {
             let log = std::fs::read_to_string(dir.path().join(format!("shop/t__changes/_delta_log/{version:020}.json"))).unwrap();
             assert!(!log.contains("operationMetrics") && log.contains(r#""appId":"sluice""#), "commit {version}: {log}");
+        }
+    }
+
+    /// Every lake type keeps the table's own Arrow type in the batch, so appends of any table
+    /// take RecordBatchWriter (a mismatch would silently fall back to the write operation).
+    #[tokio::test]
+    async fn tables_of_every_lake_type_take_plain_appends() {
+        let (dir, storage) = temp_lake();
+        let types = [
+            SqlType::Int { bits: 8, unsigned: true },
+            SqlType::Int { bits: 24, unsigned: false },
+            SqlType::Int { bits: 64, unsigned: true },
+            SqlType::Decimal { precision: 10, scale: 2 },
+            SqlType::Decimal { precision: 50, scale: 4 },
+            SqlType::Float,
+            SqlType::Double,
+            SqlType::Date,
+            SqlType::DateTime { fsp: 6 },
+            SqlType::Timestamp { fsp: 3 },
+            SqlType::Time { fsp: 0 },
+            SqlType::Year,
+            SqlType::Text,
+            SqlType::Enum { labels: vec!["a".into()] },
+            SqlType::Set { labels: vec!["a".into()] },
+            SqlType::Json,
+            SqlType::Binary,
+            SqlType::Bit { bits: 3 },
+            SqlType::Geometry,
+        ];
+        let mut columns = vec![Column { name: "id".into(), ty: ID_TYPE, nullable: false }];
+        columns.extend(types.iter().enumerate().map(|(i, ty)| Column { name: format!("c{i}"), ty: ty.clone(), nullable: true }));
+        let schema = Arc::new(TableSchema { id: TableId::new("shop", "all"), columns, key: vec![0], configured_key: false });
+        let event = |id: i64| {
+            let mut row = vec![Value::Int(id)];
+            row.extend(types.iter().map(|_| Value::Null));
+            ChangeEvent { after: Some(row), ..insert(&schema, id, 0) }
+        };
+        let mut current = Delta::open(&storage, &schema.id, false).await.unwrap();
+        let mut changes = Delta::open(&storage, &schema.id, true).await.unwrap();
+        for id in 1..=2 {
+            let e = event(id);
+            current.merge_current(&schema, &[&e], true, None).await.unwrap();
+            changes.append_changes(&schema, &[&e], None).await.unwrap();
+        }
+        for table in ["all", "all__changes"] {
+            let log = std::fs::read_to_string(dir.path().join(format!("shop/{table}/_delta_log/{:020}.json", 1))).unwrap();
+            assert!(!log.contains("operationMetrics"), "{table}: the second append took the write operation: {log}");
         }
     }
 
