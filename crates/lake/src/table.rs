@@ -33,6 +33,11 @@ pub const APP_ID: &str = "sluice";
 /// dictionary was a fifth of a full load's CPU (docs/benchmarks.md).
 const DICTIONARY_PAGE_LIMIT: usize = 128 << 10;
 
+/// Rows per Parquet row group. The writer holds a whole row group's encoded pages in memory
+/// until it closes it; Parquet's default of 1Mi rows made a compaction of a big snapshot's files
+/// hold 400 MB (docs/benchmarks.md). DuckDB writes row groups of about this size too.
+const ROW_GROUP_ROWS: usize = 128 << 10;
+
 /// User columns built once for a run of events that both tables of a pair receive whole (a
 /// snapshot's reads, inserts under new keys): the changelog and the current state then share
 /// them instead of each converting the same values.
@@ -113,6 +118,7 @@ impl Delta {
             .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
             .set_compression(Compression::SNAPPY)
             .set_dictionary_page_size_limit(DICTIONARY_PAGE_LIMIT)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build()
     }
 
@@ -371,6 +377,9 @@ impl Delta {
             .optimize()
             .with_type(OptimizeType::Compact)
             .with_writer_properties(Self::writer_properties())
+            // One output file at a time: each holds a row group in memory (the default is
+            // one per core).
+            .with_max_concurrent_tasks(1)
             .await
             .map_err(|e| lake_err(&format!("compact {uri}"), e))?;
         let compacted = (metrics.num_files_added, metrics.num_files_removed);
