@@ -140,11 +140,12 @@ enum LakeCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Run { .. }) {
-        // Before the runtime's threads allocate (docs/operations.md "Memory").
-        memory::pin_mmap_threshold();
-    }
     logging::init(matches!(cli.log_format, LogFormat::Json));
+    if matches!(cli.command, Command::Run { .. }) {
+        // Before the runtime's threads allocate, after logging so that a failure is heard
+        // (docs/operations.md "Memory").
+        memory::pin_thresholds();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

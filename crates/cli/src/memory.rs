@@ -5,7 +5,9 @@
 //! written Parquet file) on threads that do not allocate the next burst, so freed pages pile up:
 //! a 1M-row full load held 168 MB of anonymous memory for a 79 MB heap peak
 //! (docs/benchmarks.md). `malloc_trim(0)` hands the free pages of every arena back
-//! (`MADV_DONTNEED`); run a few times a second it costs a few milliseconds each time.
+//! (`MADV_DONTNEED`); run a few times a second it costs a few milliseconds each time. And
+//! glibc's thresholds for both are pinned at start ([`pin_thresholds`]), so that buffers of a
+//! few MiB are not kept in the arenas in the first place.
 use std::time::Duration;
 
 /// Allocations from this size up get pages of their own, given back when freed. glibc starts at
@@ -25,7 +27,7 @@ const THRESHOLD_VARS: [&str; 2] = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESH
 /// user set either ([`THRESHOLD_VARS`]). Called before other threads start: what is allocated
 /// before still moves the dynamic bounds.
 #[allow(unsafe_code)]
-pub fn pin_mmap_threshold() {
+pub fn pin_thresholds() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if THRESHOLD_VARS.iter().all(|v| std::env::var_os(v).is_none()) {
         // SAFETY: mallopt sets parameters of the allocator under its own lock.
@@ -33,7 +35,7 @@ pub fn pin_mmap_threshold() {
             libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
         };
         if !set {
-            tracing::warn!("cannot set the allocator's mmap threshold; memory use may stay higher");
+            tracing::warn!("cannot set the allocator's mmap and trim thresholds; memory use may stay higher");
         }
     }
 }
